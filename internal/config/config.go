@@ -1,0 +1,234 @@
+// Package config reads batchsynth's settings from the environment (12-factor style). Every setting has a
+// default that works in `batchsynth dev`; Validate names the variable at fault.
+package config
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults. Exported so docs, flags and tests share one source.
+const (
+	DatabaseDefault        = "floridify"
+	ModelDefault           = "gpt-4o-mini"
+	PollIntervalDefault    = 30 * time.Second
+	FlushDelayDefault      = 30 * time.Second
+	SweepIntervalDefault   = 15 * time.Second
+	SyncIntervalDefault    = 10 * time.Second
+	MaxLinesDefault        = 50_000
+	MaxFileBytesDefault    = 200 << 20
+	MaxAttemptsDefault     = 3
+	ConcurrencyDefault     = 10
+	ShutdownTimeoutDefault = 25 * time.Second
+	LeaseDurationDefault   = 15 * time.Second
+	HTTPAddrDefault        = "127.0.0.1:8080"
+	ModeDefault            = "packed"
+	StaleAfterDefault      = 2 * time.Minute
+)
+
+// Config is the effective configuration of one process.
+type Config struct {
+	RedisURL      string // empty: dev mode starts miniredis
+	MongoURI      string // empty: dev mode starts FerretDB
+	Database      string
+	OpenAIKey     string // empty: dev mode starts the emulator
+	OpenAIBaseURL string
+	Model         string
+	Mode          string
+	APIToken      string
+	HTTPAddr      string
+
+	PollInterval  time.Duration // how often each in-flight batch is polled
+	FlushDelay    time.Duration // pending requests older than this are flushed into a batch by the sweep
+	SweepInterval time.Duration
+	SyncInterval  time.Duration // PeriodicTaskManager sync of poll entries from MongoDB
+	StaleAfter    time.Duration // a claimed/creating batch or expanding job untouched this long is resumed by the sweep
+	LeaseDuration time.Duration // scheduler leadership lease in Redis
+
+	MaxLines     int   // per input file
+	MaxFileBytes int64 // per input file
+	TokenBudget  int64 // per-model enqueued input-token budget; 0 = unlimited
+	MaxAttempts  int   // per request before it is dead
+
+	Concurrency     int
+	ShutdownTimeout time.Duration
+	LogFormat       string // json | text
+	LogLevel        string
+}
+
+// FromEnv reads the environment through getenv (os.Getenv when nil) and fills defaults.
+func FromEnv(getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var errs []error
+	dur := func(name string, def time.Duration) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive duration like 30s, got %q", name, v))
+			return def
+		}
+		return d
+	}
+	num := func(name string, def int64) int64 {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.ParseInt(strings.ReplaceAll(v, "_", ""), 10, 64)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s: want a non-negative integer, got %q", name, v))
+			return def
+		}
+		return n
+	}
+	c := Config{
+		RedisURL:        getenv("REDIS_URL"),
+		MongoURI:        getenv("MONGODB_URI"),
+		Database:        cmp.Or(getenv("MONGODB_DATABASE"), DatabaseDefault),
+		OpenAIKey:       getenv("OPENAI_API_KEY"),
+		OpenAIBaseURL:   getenv("OPENAI_BASE_URL"),
+		Model:           cmp.Or(getenv("BATCHSYNTH_MODEL"), ModelDefault),
+		Mode:            cmp.Or(getenv("BATCHSYNTH_MODE"), ModeDefault),
+		APIToken:        getenv("BATCHSYNTH_API_TOKEN"),
+		HTTPAddr:        cmp.Or(getenv("BATCHSYNTH_HTTP_ADDR"), HTTPAddrDefault),
+		PollInterval:    dur("BATCHSYNTH_POLL_INTERVAL", PollIntervalDefault),
+		FlushDelay:      dur("BATCHSYNTH_FLUSH_DELAY", FlushDelayDefault),
+		SweepInterval:   dur("BATCHSYNTH_SWEEP_INTERVAL", SweepIntervalDefault),
+		SyncInterval:    dur("BATCHSYNTH_SYNC_INTERVAL", SyncIntervalDefault),
+		StaleAfter:      dur("BATCHSYNTH_STALE_AFTER", StaleAfterDefault),
+		LeaseDuration:   dur("BATCHSYNTH_LEASE_DURATION", LeaseDurationDefault),
+		MaxLines:        int(num("BATCHSYNTH_MAX_LINES", MaxLinesDefault)),
+		MaxFileBytes:    num("BATCHSYNTH_MAX_FILE_BYTES", MaxFileBytesDefault),
+		TokenBudget:     num("BATCHSYNTH_TOKEN_BUDGET", 0),
+		MaxAttempts:     int(num("BATCHSYNTH_MAX_ATTEMPTS", MaxAttemptsDefault)),
+		Concurrency:     int(num("BATCHSYNTH_CONCURRENCY", ConcurrencyDefault)),
+		ShutdownTimeout: dur("BATCHSYNTH_SHUTDOWN_TIMEOUT", ShutdownTimeoutDefault),
+		LogFormat:       cmp.Or(getenv("BATCHSYNTH_LOG_FORMAT"), "text"),
+		LogLevel:        cmp.Or(getenv("BATCHSYNTH_LOG_LEVEL"), "info"),
+	}
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
+
+// Validate returns one error per problem, each naming its variable.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxLines < 1 || c.MaxLines > MaxLinesDefault {
+		errs = append(errs, fmt.Errorf("BATCHSYNTH_MAX_LINES: must be 1..%d (OpenAI's limit), got %d", MaxLinesDefault, c.MaxLines))
+	}
+	if c.MaxFileBytes < 1024 || c.MaxFileBytes > MaxFileBytesDefault {
+		errs = append(errs, fmt.Errorf("BATCHSYNTH_MAX_FILE_BYTES: must be 1024..%d (OpenAI's limit), got %d", MaxFileBytesDefault, c.MaxFileBytes))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("BATCHSYNTH_MAX_ATTEMPTS: must be at least 1, got %d", c.MaxAttempts))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("BATCHSYNTH_CONCURRENCY: must be at least 1, got %d", c.Concurrency))
+	}
+	switch c.Mode {
+	case "packed", "per-component", "packed-word":
+	default:
+		errs = append(errs, fmt.Errorf("BATCHSYNTH_MODE: must be packed, packed-word or per-component, got %q", c.Mode))
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("BATCHSYNTH_LOG_FORMAT: must be json or text, got %q", c.LogFormat))
+	}
+	for name, u := range map[string]string{"REDIS_URL": c.RedisURL, "MONGODB_URI": c.MongoURI, "OPENAI_BASE_URL": c.OpenAIBaseURL} {
+		if u == "" {
+			continue
+		}
+		if _, err := url.Parse(u); err != nil {
+			// url.Parse errors quote the URL, which may hold a password: say only which variable.
+			errs = append(errs, fmt.Errorf("%s: not a valid URL", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Masked returns the settings as name -> value with secrets hidden, for `batchsynth config` and logs.
+func (c Config) Masked() [][2]string {
+	rows := [][2]string{
+		{"REDIS_URL", orEmbedded(MaskURL(c.RedisURL), "(embedded miniredis)")},
+		{"MONGODB_URI", orEmbedded(MaskURL(c.MongoURI), "(embedded FerretDB under ./data)")},
+		{"MONGODB_DATABASE", c.Database},
+		{"OPENAI_API_KEY", orEmbedded(MaskSecret(c.OpenAIKey), "(none: the in-repo emulator answers)")},
+		{"OPENAI_BASE_URL", orEmbedded(MaskURL(c.OpenAIBaseURL), "(OpenAI default, or the emulator in dev)")},
+		{"BATCHSYNTH_MODEL", c.Model},
+		{"BATCHSYNTH_MODE", c.Mode},
+		{"BATCHSYNTH_API_TOKEN", orEmbedded(MaskSecret(c.APIToken), "(none: API open, bind to localhost)")},
+		{"BATCHSYNTH_HTTP_ADDR", c.HTTPAddr},
+		{"BATCHSYNTH_POLL_INTERVAL", c.PollInterval.String()},
+		{"BATCHSYNTH_FLUSH_DELAY", c.FlushDelay.String()},
+		{"BATCHSYNTH_SWEEP_INTERVAL", c.SweepInterval.String()},
+		{"BATCHSYNTH_SYNC_INTERVAL", c.SyncInterval.String()},
+		{"BATCHSYNTH_STALE_AFTER", c.StaleAfter.String()},
+		{"BATCHSYNTH_LEASE_DURATION", c.LeaseDuration.String()},
+		{"BATCHSYNTH_MAX_LINES", strconv.Itoa(c.MaxLines)},
+		{"BATCHSYNTH_MAX_FILE_BYTES", strconv.FormatInt(c.MaxFileBytes, 10)},
+		{"BATCHSYNTH_TOKEN_BUDGET", strconv.FormatInt(c.TokenBudget, 10)},
+		{"BATCHSYNTH_MAX_ATTEMPTS", strconv.Itoa(c.MaxAttempts)},
+		{"BATCHSYNTH_CONCURRENCY", strconv.Itoa(c.Concurrency)},
+		{"BATCHSYNTH_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()},
+		{"BATCHSYNTH_LOG_FORMAT", c.LogFormat},
+		{"BATCHSYNTH_LOG_LEVEL", c.LogLevel},
+	}
+	return rows
+}
+
+func orEmbedded(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// MaskSecret keeps a hint of which key is set without revealing it.
+func MaskSecret(s string) string {
+	if s == "" {
+		return ""
+	}
+	if len(s) <= 8 {
+		return "****"
+	}
+	return s[:3] + "****" + s[len(s)-2:]
+}
+
+// MaskURL hides the password of a URL (redis://:pw@host, mongodb+srv://user:pw@host).
+func MaskURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable, hidden)"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	for k := range q {
+		lk := strings.ToLower(k)
+		if strings.Contains(lk, "password") || strings.Contains(lk, "secret") || strings.Contains(lk, "token") {
+			q.Set(k, "xxxxx")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -1,0 +1,222 @@
+package openaibatch
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/floridify/batchsynth/internal/store"
+)
+
+// Limits of one input file (OpenAI's: 50,000 lines, 200 MB).
+const (
+	MaxLines = 50_000
+	MaxBytes = 200 << 20
+)
+
+// Endpoint is the only endpoint batchsynth batches.
+const Endpoint = "/v1/chat/completions"
+
+var linePrefix = []byte(`{"custom_id":`)
+var lineMiddle = []byte(`,"method":"POST","url":"` + Endpoint + `","body":`)
+
+// AppendLine appends one input line (with its newline) to dst. body must be a JSON object; it is copied
+// verbatim, so the bytes uploaded are the bytes that were estimated.
+func AppendLine(dst []byte, customID string, body []byte) []byte {
+	dst = append(dst, linePrefix...)
+	dst = strconv.AppendQuote(dst, customID)
+	dst = append(dst, lineMiddle...)
+	dst = append(dst, body...)
+	return append(dst, '}', '\n')
+}
+
+// InputLine is the decoded form of an input line (used by tests and the estimate).
+type InputLine struct {
+	CustomID string          `json:"custom_id"`
+	Method   string          `json:"method"`
+	URL      string          `json:"url"`
+	Body     json.RawMessage `json:"body"`
+}
+
+// Splitter decides where an input file must end.
+type Splitter struct {
+	MaxLines int
+	MaxBytes int64
+	lines    int
+	bytes    int64
+}
+
+// Fits reports whether a line of n bytes still fits; if so it is counted.
+func (s *Splitter) Fits(n int) bool {
+	maxL, maxB := s.MaxLines, s.MaxBytes
+	if maxL <= 0 || maxL > MaxLines {
+		maxL = MaxLines
+	}
+	if maxB <= 0 || maxB > MaxBytes {
+		maxB = MaxBytes
+	}
+	if s.lines+1 > maxL || s.bytes+int64(n) > maxB {
+		return false
+	}
+	s.lines++
+	s.bytes += int64(n)
+	return true
+}
+
+// Lines and Bytes report what has been counted.
+func (s *Splitter) Lines() int   { return s.lines }
+func (s *Splitter) Bytes() int64 { return s.bytes }
+
+// Result is one output or error line, judged.
+type Result struct {
+	CustomID string
+	// OK is true for a 200 whose message has content and finished normally.
+	OK           bool
+	Content      string
+	FinishReason string
+	StatusCode   int
+	Usage        store.Usage
+	// Reason says why a line failed (HTTP status and error code, refusal, cut off, batch_expired, ...).
+	Reason string
+}
+
+type outputLine struct {
+	ID       string `json:"id"`
+	CustomID string `json:"custom_id"`
+	Response *struct {
+		StatusCode int             `json:"status_code"`
+		RequestID  string          `json:"request_id"`
+		Body       json.RawMessage `json:"body"`
+	} `json:"response"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+type completion struct {
+	Choices []struct {
+		Message struct {
+			Content *string `json:"content"`
+			Refusal *string `json:"refusal"`
+		} `json:"message"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage struct {
+		PromptTokens        int64 `json:"prompt_tokens"`
+		CompletionTokens    int64 `json:"completion_tokens"`
+		PromptTokensDetails struct {
+			CachedTokens int64 `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
+	} `json:"usage"`
+	Error *struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+	} `json:"error"`
+}
+
+// ParseLine judges one result line. Failures of the request itself (4xx, refusal, length, batch_expired) come
+// back as a Result with OK false and a Reason; an error means the line itself is malformed.
+func ParseLine(b []byte) (Result, error) {
+	var l outputLine
+	if err := json.Unmarshal(b, &l); err != nil {
+		return Result{}, fmt.Errorf("not a JSON result line: %v", err)
+	}
+	if l.CustomID == "" {
+		return Result{}, errors.New("result line without custom_id")
+	}
+	r := Result{CustomID: l.CustomID}
+	if l.Error != nil && l.Response == nil {
+		r.Reason = fmt.Sprintf("%s: %s", l.Error.Code, l.Error.Message)
+		return r, nil
+	}
+	if l.Response == nil {
+		r.Reason = "result line with neither response nor error"
+		return r, nil
+	}
+	r.StatusCode = l.Response.StatusCode
+	var c completion
+	if len(l.Response.Body) > 0 {
+		if err := json.Unmarshal(l.Response.Body, &c); err != nil {
+			r.Reason = fmt.Sprintf("status %d with an unreadable body: %v", r.StatusCode, err)
+			return r, nil
+		}
+	}
+	r.Usage = store.Usage{InputTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.PromptTokensDetails.CachedTokens, OutputTokens: c.Usage.CompletionTokens}
+	if r.StatusCode != 200 {
+		if c.Error != nil {
+			r.Reason = fmt.Sprintf("status %d: %s: %s", r.StatusCode, firstNonEmpty(c.Error.Code, c.Error.Type), c.Error.Message)
+		} else {
+			r.Reason = fmt.Sprintf("status %d", r.StatusCode)
+		}
+		return r, nil
+	}
+	if len(c.Choices) == 0 {
+		r.Reason = "no choices in the completion"
+		return r, nil
+	}
+	ch := c.Choices[0]
+	r.FinishReason = ch.FinishReason
+	switch {
+	case ch.Message.Refusal != nil && *ch.Message.Refusal != "":
+		r.Reason = "refusal: " + *ch.Message.Refusal
+	case ch.FinishReason == "length":
+		r.Reason = "cut off (finish_reason length)"
+	case ch.FinishReason == "content_filter":
+		r.Reason = "content_filter"
+	case ch.Message.Content == nil || *ch.Message.Content == "":
+		r.Reason = "empty content"
+	default:
+		r.OK = true
+		r.Content = *ch.Message.Content
+	}
+	return r, nil
+}
+
+func firstNonEmpty(xs ...string) string {
+	for _, x := range xs {
+		if x != "" {
+			return x
+		}
+	}
+	return "error"
+}
+
+// Reader streams result lines from a file of any size.
+type Reader struct {
+	sc   *bufio.Scanner
+	line int
+}
+
+// NewReader reads r line by line; single lines may be up to 64 MiB.
+func NewReader(r io.Reader) *Reader {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 256<<10), 64<<20)
+	return &Reader{sc: sc}
+}
+
+// Next returns the next non-blank line's Result, its 1-based line number, and io.EOF at the end. A malformed
+// line returns its error with the line number; reading may go on.
+func (r *Reader) Next() (Result, int, error) {
+	for r.sc.Scan() {
+		r.line++
+		b := bytes.TrimSpace(r.sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		res, err := ParseLine(b)
+		if err != nil {
+			return Result{}, r.line, fmt.Errorf("line %d: %w", r.line, err)
+		}
+		return res, r.line, nil
+	}
+	if err := r.sc.Err(); err != nil {
+		return Result{}, r.line, fmt.Errorf("error reading results after line %d: %w", r.line, err)
+	}
+	return Result{}, r.line, io.EOF
+}

@@ -1,0 +1,392 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/floridify/batchsynth/internal/openaibatch"
+	"github.com/floridify/batchsynth/internal/pricing"
+	"github.com/floridify/batchsynth/internal/store"
+	"github.com/floridify/batchsynth/internal/synthesis"
+)
+
+// ApplyChunk is how many result lines are settled per round of bulk writes (about five round trips a chunk).
+const ApplyChunk = 2500
+
+// applyLease bounds how long one applier owns a batch before another may take over.
+const applyLease = 10 * time.Minute
+
+// ErrBusy means another worker is applying the batch right now; the task retries later.
+var ErrBusy = errors.New("batch is being applied by another worker")
+
+// tokenLimitHold is how long builds of a model wait after OpenAI refused a batch for its enqueued tokens.
+const tokenLimitHold = time.Minute
+
+// Apply streams a terminal batch's output and error files, validates every line, writes results to
+// Floridify's collections and settles every request of the batch: succeeded, back to pending, or dead.
+func (d *Deps) Apply(ctx context.Context, batchID string) error {
+	b, err := d.Store.Batch(ctx, batchID)
+	if err != nil {
+		return err
+	}
+	if b.State != store.BatchTerminal {
+		return nil
+	}
+	now := d.now()
+	res, err := d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID, "state": store.BatchTerminal, "lease_until": bson.M{"$lt": now}},
+		bson.M{"$set": bson.M{"lease_owner": d.owner(), "lease_until": now.Add(applyLease)}})
+	if err != nil {
+		return fmt.Errorf("error leasing %s for apply: %w", b.ID, err)
+	}
+	if res.ModifiedCount == 0 {
+		return ErrBusy
+	}
+	log := d.log().With("batch_id", b.ID, "openai_batch_id", b.OpenAIBatchID, "status", b.OpenAIStatus)
+	start := time.Now()
+	var counts store.ApplyCounts
+	for _, fileID := range []string{b.OutputFileID, b.ErrorFileID} {
+		if fileID == "" {
+			continue
+		}
+		if err := d.applyFile(ctx, b, fileID, &counts); err != nil {
+			// Release the lease so the retry need not wait it out.
+			_, _ = d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID, "lease_owner": d.owner()}, bson.M{"$set": bson.M{"lease_until": d.now()}})
+			return err
+		}
+	}
+	reason, countAttempt := leftoverReason(b)
+	left, err := d.settleLeftovers(ctx, b, reason, countAttempt)
+	if err != nil {
+		return err
+	}
+	counts.Retried += left.Retried
+	counts.Dead += left.Dead
+	if !countAttempt && hasCode(b, "token_limit_exceeded") {
+		if err := d.HoldModel(ctx, b.Model, d.now().Add(tokenLimitHold), reason); err != nil {
+			return err
+		}
+	}
+	now = d.now()
+	if _, err := d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID, "state": store.BatchTerminal}, bson.M{"$set": bson.M{
+		"state": store.BatchApplied, "applied_at": now, "updated_at": now, "applied": counts,
+		"cost_usd": pricing.Batch(b.Model, b.Usage), "immediate_usd": pricing.Immediate(b.Model, b.Usage),
+	}}); err != nil {
+		return fmt.Errorf("error marking %s applied: %w", b.ID, err)
+	}
+	log.Info("batch applied", "succeeded", counts.Succeeded, "retried", counts.Retried, "dead", counts.Dead,
+		"input_tokens", b.Usage.InputTokens, "output_tokens", b.Usage.OutputTokens, "duration", time.Since(start).Round(time.Millisecond))
+	if counts.Retried > 0 {
+		return d.triggerBuild(b.Model, true)
+	}
+	return nil
+}
+
+func hasCode(b *store.Batch, code string) bool {
+	for _, e := range b.Errors {
+		if e.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// leftoverReason says why requests with no result line did not run, and whether that counts as an attempt
+// (a batch refused for the enqueued-token limit is not the requests' fault).
+func leftoverReason(b *store.Batch) (string, bool) {
+	var parts []string
+	for _, e := range b.Errors {
+		parts = append(parts, e.Code+": "+e.Message)
+	}
+	detail := strings.Join(parts, "; ")
+	switch b.OpenAIStatus {
+	case "failed":
+		if hasCode(b, "token_limit_exceeded") {
+			return "batch failed: " + detail, false
+		}
+		return "batch failed: " + detail, true
+	case "expired":
+		return "batch expired before this request ran", true
+	case "cancelled":
+		return "batch cancelled before this request ran", true
+	}
+	return "no result line for this request in batch " + b.OpenAIStatus, true
+}
+
+func (d *Deps) applyFile(ctx context.Context, b *store.Batch, fileID string, counts *store.ApplyCounts) error {
+	rc, err := d.OpenAI.Content(ctx, fileID)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	rd := openaibatch.NewReader(rc)
+	chunk := make([]openaibatch.Result, 0, ApplyChunk)
+	for {
+		r, line, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "error reading") {
+				return fmt.Errorf("file %s: %w", fileID, err)
+			}
+			// A malformed line cannot be joined to a request; that request is settled as a leftover.
+			d.log().Warn("malformed result line", "batch_id", b.ID, "file_id", fileID, "line", line, "error", err)
+			continue
+		}
+		chunk = append(chunk, r)
+		if len(chunk) == ApplyChunk {
+			if err := d.applyChunk(ctx, b, chunk, counts); err != nil {
+				return err
+			}
+			chunk = chunk[:0]
+		}
+	}
+	if len(chunk) > 0 {
+		return d.applyChunk(ctx, b, chunk, counts)
+	}
+	return nil
+}
+
+type settled struct {
+	req    *store.Request
+	res    openaibatch.Result
+	parsed *synthesis.Parsed
+	reason string
+}
+
+// applyChunk settles one chunk of result lines with a handful of bulk writes:
+// read requests, settle them (compare-and-set on batch, attempt and state), write Floridify documents, mark applied.
+func (d *Deps) applyChunk(ctx context.Context, b *store.Batch, results []openaibatch.Result, counts *store.ApplyCounts) error {
+	type lineRef struct {
+		res     openaibatch.Result
+		attempt int
+	}
+	byID := make(map[string]lineRef, len(results))
+	ids := make([]string, 0, len(results))
+	for _, r := range results {
+		id, attempt, err := synthesis.ParseCustomID(r.CustomID)
+		if err != nil {
+			d.log().Warn("result line with a foreign custom_id", "batch_id", b.ID, "error", err)
+			continue
+		}
+		if _, dup := byID[id]; dup {
+			continue
+		}
+		byID[id] = lineRef{r, attempt}
+		ids = append(ids, id)
+	}
+	cur, err := d.Store.Requests.Find(ctx, bson.M{"_id": bson.M{"$in": ids}}, options.Find().SetProjection(bson.M{"body": 0}))
+	if err != nil {
+		return fmt.Errorf("error loading requests: %w", err)
+	}
+	var reqs []store.Request
+	if err := cur.All(ctx, &reqs); err != nil {
+		return fmt.Errorf("error loading requests: %w", err)
+	}
+	now := d.now()
+	var ok, bad []settled
+	var reapply []*store.Request
+	for i := range reqs {
+		r := &reqs[i]
+		lr := byID[r.ID]
+		if r.BatchID != b.ID || r.Attempts != lr.attempt {
+			continue // a line of an older attempt: that attempt was settled already
+		}
+		switch r.State {
+		case store.StateClaimed, store.StateSubmitted:
+		case store.StateSucceeded:
+			if !r.Applied {
+				reapply = append(reapply, r)
+			}
+			continue
+		default:
+			continue
+		}
+		if !lr.res.OK {
+			bad = append(bad, settled{req: r, res: lr.res, reason: lr.res.Reason})
+			continue
+		}
+		p, err := synthesis.Decode(r.Kind, r.Word, len(r.DefinitionIDs), r.Components, lr.res.Content)
+		if err != nil {
+			bad = append(bad, settled{req: r, res: lr.res, reason: "invalid answer: " + err.Error()})
+			continue
+		}
+		ok = append(ok, settled{req: r, res: lr.res, parsed: p})
+	}
+	// 1. Settle the requests. The filter (batch, attempt, unsettled state) makes this a compare-and-set:
+	// a second applier's writes match nothing.
+	var models []mongo.WriteModel
+	for _, s := range ok {
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(unsettled(b.ID, s.req)).SetUpdate(bson.M{
+			"$set": withUsage(bson.M{"state": store.StateSucceeded, "result": s.res.Content, "applied": false, "settled_at": now, "updated_at": now},
+				b.Model, s.req, s.res.Usage),
+		}))
+	}
+	for _, s := range bad {
+		st := store.StatePending
+		set := bson.M{"state": st, "last_error": s.reason, "updated_at": now}
+		if s.req.Attempts >= d.Config.MaxAttempts {
+			set["state"] = store.StateDead
+			set["settled_at"] = now
+			counts.Dead++
+		} else {
+			counts.Retried++
+		}
+		upd := bson.M{"$set": withUsage(set, b.Model, s.req, s.res.Usage),
+			"$push": bson.M{"errors": store.AttemptError{Attempt: s.req.Attempts, BatchID: b.ID, Reason: s.reason, At: now}}}
+		if set["state"] == store.StatePending {
+			upd["$unset"] = bson.M{"batch_id": ""}
+		}
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(unsettled(b.ID, s.req)).SetUpdate(upd))
+	}
+	if len(models) > 0 {
+		if err := d.Store.BulkWrite(ctx, d.Store.Requests, models, false); err != nil {
+			return fmt.Errorf("error settling requests: %w", err)
+		}
+	}
+	counts.Succeeded += len(ok)
+	// 2. Write Floridify documents for the successes (and for successes a dead applier settled but never wrote).
+	w := synthesis.NewWrites(now)
+	var applied []string
+	for _, s := range ok {
+		if err := w.Add(applyInput(s.req), s.parsed); err != nil {
+			return err
+		}
+		applied = append(applied, s.req.ID)
+	}
+	for _, r := range reapply {
+		p, err := synthesis.Decode(r.Kind, r.Word, len(r.DefinitionIDs), r.Components, r.Result)
+		if err != nil {
+			return fmt.Errorf("stored result of %s no longer decodes: %w", r.ID, err)
+		}
+		if err := w.Add(applyInput(r), p); err != nil {
+			return err
+		}
+		applied = append(applied, r.ID)
+	}
+	if err := d.writeFloridify(ctx, w); err != nil {
+		return err
+	}
+	// 3. Mark them applied.
+	if len(applied) > 0 {
+		if _, err := d.Store.Requests.UpdateMany(ctx, bson.M{"_id": bson.M{"$in": applied}, "state": store.StateSucceeded},
+			bson.M{"$set": bson.M{"applied": true, "applied_at": now}}); err != nil {
+			return fmt.Errorf("error marking requests applied: %w", err)
+		}
+	}
+	return nil
+}
+
+func unsettled(batchID string, r *store.Request) bson.M {
+	return bson.M{"_id": r.ID, "batch_id": batchID, "attempts": r.Attempts,
+		"state": bson.M{"$in": bson.A{store.StateClaimed, store.StateSubmitted}}}
+}
+
+// withUsage adds this attempt's billed usage to the request's totals. The totals are computed here rather
+// than with $inc (FerretDB applies only the first of several dotted $inc paths); the compare-and-set filter
+// of the same update keeps a second applier from adding them twice.
+func withUsage(set bson.M, model string, r *store.Request, u store.Usage) bson.M {
+	set["usage"] = r.Usage.Add(u)
+	set["cost_usd"] = r.CostUSD + pricing.Batch(model, u)
+	return set
+}
+
+func applyInput(r *store.Request) synthesis.ApplyInput {
+	return synthesis.ApplyInput{RequestID: r.ID, Model: r.Model, Force: r.Force, WordID: r.WordID, DefinitionIDs: r.DefinitionIDs}
+}
+
+// writeFloridify sends the accumulated writes as bulk writes: examples first, so a definition never links
+// an example that does not exist.
+func (d *Deps) writeFloridify(ctx context.Context, w *synthesis.Writes) error {
+	if w.Empty() {
+		return nil
+	}
+	if ex := w.ExampleModels(); len(ex) > 0 {
+		if err := d.Store.BulkWrite(ctx, d.Store.Examples, ex, false); err != nil && !onlyDuplicates(err) {
+			return fmt.Errorf("error writing examples: %w", err)
+		}
+	}
+	var defModels []mongo.WriteModel
+	for defID, keep := range w.ForcedExamples() {
+		// --force regenerates: older generated examples of this definition go, literature examples stay.
+		filter := bson.M{"definition_id": defID, "type": "generated", "_id": bson.M{"$nin": keep}}
+		cur, err := d.Store.Examples.Find(ctx, filter, options.Find().SetProjection(bson.M{"_id": 1}))
+		if err != nil {
+			return fmt.Errorf("error finding old examples: %w", err)
+		}
+		var old []struct {
+			ID bson.ObjectID `bson:"_id"`
+		}
+		if err := cur.All(ctx, &old); err != nil {
+			return err
+		}
+		if len(old) == 0 {
+			continue
+		}
+		oldIDs := make([]bson.ObjectID, len(old))
+		for i, o := range old {
+			oldIDs[i] = o.ID
+		}
+		defModels = append(defModels, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": defID}).
+			SetUpdate(bson.M{"$pull": bson.M{"example_ids": bson.M{"$in": oldIDs}}}))
+		if _, err := d.Store.Examples.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": oldIDs}}); err != nil {
+			return fmt.Errorf("error removing old examples: %w", err)
+		}
+	}
+	defModels = append(defModels, w.DefinitionModels()...)
+	if len(defModels) > 0 {
+		// Ordered: a $pull of old examples must land before the $addToSet of new ones.
+		if err := d.Store.BulkWrite(ctx, d.Store.Definitions, defModels, true); err != nil {
+			return fmt.Errorf("error writing definitions: %w", err)
+		}
+	}
+	return nil
+}
+
+// settleLeftovers settles the batch's requests that got no result line: back to pending (or dead after the
+// last attempt), or cancelled when the user cancelled. countAttempt false gives the attempt back.
+func (d *Deps) settleLeftovers(ctx context.Context, b *store.Batch, reason string, countAttempt bool) (store.ApplyCounts, error) {
+	var c store.ApplyCounts
+	now := d.now()
+	in := bson.M{"batch_id": b.ID, "state": bson.M{"$in": bson.A{store.StateClaimed, store.StateSubmitted}}}
+	errEntry := store.AttemptError{BatchID: b.ID, Reason: reason, At: now}
+	if b.CancelAsked {
+		res, err := d.Store.Requests.UpdateMany(ctx, in, bson.M{
+			"$set":  bson.M{"state": store.StateCancelled, "last_error": reason, "settled_at": now, "updated_at": now},
+			"$push": bson.M{"errors": errEntry}})
+		if err != nil {
+			return c, fmt.Errorf("error cancelling leftover requests: %w", err)
+		}
+		c.Dead += int(res.ModifiedCount)
+		return c, nil
+	}
+	if countAttempt {
+		dead := bson.M{"batch_id": b.ID, "state": in["state"], "attempts": bson.M{"$gte": d.Config.MaxAttempts}}
+		res, err := d.Store.Requests.UpdateMany(ctx, dead, bson.M{
+			"$set":  bson.M{"state": store.StateDead, "last_error": reason, "settled_at": now, "updated_at": now},
+			"$push": bson.M{"errors": errEntry}})
+		if err != nil {
+			return c, fmt.Errorf("error settling dead requests: %w", err)
+		}
+		c.Dead = int(res.ModifiedCount)
+	}
+	upd := bson.M{"$set": bson.M{"state": store.StatePending, "last_error": reason, "updated_at": now},
+		"$unset": bson.M{"batch_id": ""}, "$push": bson.M{"errors": errEntry}}
+	if !countAttempt {
+		upd["$inc"] = bson.M{"attempts": -1}
+	}
+	res, err := d.Store.Requests.UpdateMany(ctx, in, upd)
+	if err != nil {
+		return c, fmt.Errorf("error releasing requests: %w", err)
+	}
+	c.Retried = int(res.ModifiedCount)
+	return c, nil
+}
