@@ -105,11 +105,40 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		s.Jobs: {{Keys: bson.D{{Key: "created_at", Value: -1}}}},
 	}
 	for c, models := range idx {
-		if _, err := c.Indexes().CreateMany(ctx, models); err != nil {
+		// Create only what is missing: FerretDB's createIndexes breaks on an index that already exists.
+		have := map[string]bool{}
+		if cur, err := c.Indexes().List(ctx); err == nil {
+			var specs []struct {
+				Key bson.D `bson:"key"`
+			}
+			if err := cur.All(ctx, &specs); err == nil {
+				for _, sp := range specs {
+					have[keyString(sp.Key)] = true
+				}
+			}
+		}
+		var missing []mongo.IndexModel
+		for _, m := range models {
+			if !have[keyString(m.Keys.(bson.D))] {
+				missing = append(missing, m)
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		if _, err := c.Indexes().CreateMany(ctx, missing); err != nil {
 			return fmt.Errorf("error creating indexes on %s: %w", c.Name(), err)
 		}
 	}
 	return nil
+}
+
+func keyString(d bson.D) string {
+	var b strings.Builder
+	for _, e := range d {
+		fmt.Fprintf(&b, "%s:%v,", e.Key, e.Value)
+	}
+	return b.String()
 }
 
 // ErrNotFound is returned for an unknown job or batch id.
