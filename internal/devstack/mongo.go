@@ -69,7 +69,10 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 	if strings.ContainsAny(abs, "?#") {
 		return nil, fmt.Errorf("error using FerretDB data dir %q: SQLite cannot open paths containing '?' or '#'", abs)
 	}
-	sqliteURL := &url.URL{Scheme: "file", Path: filepath.ToSlash(abs) + "/"}
+	// _txlock=immediate: with SQLite's default deferred transactions, two writers that both started reading
+	// deadlock on the upgrade to a write lock, and FerretDB then stops answering altogether. Immediate
+	// transactions queue on the busy timeout instead.
+	sqliteURL := &url.URL{Scheme: "file", Path: filepath.ToSlash(abs) + "/", RawQuery: "_txlock=immediate"}
 	return startFerretDB(ctx, &ferretdb.Config{
 		Handler:   "sqlite",
 		SQLiteURL: sqliteURL.String(),

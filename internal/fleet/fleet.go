@@ -76,7 +76,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Fleet, err
 		Queue:  asynq.NewClientFromRedisClient(rc),
 		ID:     fmt.Sprintf("%s-%d-%s", host, os.Getpid(), pipeline.NewID("p")[2:10]),
 	}
-	f.Deps = &pipeline.Deps{Store: st, OpenAI: f.OpenAI, Queue: f.Queue, Config: cfg, Log: log, Owner: f.ID}
+	f.Deps = &pipeline.Deps{Store: st, OpenAI: f.OpenAI, Queue: f.Queue, Redis: rc, Config: cfg, Log: log, Owner: f.ID}
 	return f, nil
 }
 

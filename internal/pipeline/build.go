@@ -30,7 +30,13 @@ const lineOverhead = 128
 // token budget is used up), resuming any batch document a dead builder left half-way. With flush false, a
 // batch smaller than the line limit waits until its oldest request is older than the flush delay.
 func (d *Deps) Build(ctx context.Context, model string, flush bool) error {
-	for i := 0; ; i++ {
+	unlock := d.lockModel(ctx, model)
+	if unlock == nil {
+		// Another builder is draining this model; it takes what we were asked for too.
+		return nil
+	}
+	defer unlock()
+	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -115,13 +121,19 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 		ID: NewID("sb"), Model: model, State: store.BatchClaiming, StatusHistory: []store.StatusChange{},
 		LeaseOwner: d.owner(), LeaseUntil: now.Add(buildLease), CreatedAt: now, UpdatedAt: now,
 	}
+	// Claim first, then record the batch: a builder that lost every candidate to another builder leaves no
+	// empty document behind. If it dies between the two steps, the sweep finds requests claimed by a batch
+	// that does not exist and releases them. The claim is a compare-and-set on state.
+	res, err := d.Store.Requests.UpdateMany(ctx, bson.M{"_id": bson.M{"$in": ids}, "state": store.StatePending},
+		bson.M{"$set": bson.M{"state": store.StateClaimed, "batch_id": b.ID, "updated_at": now}, "$inc": bson.M{"attempts": 1}})
+	if err != nil {
+		return nil, fmt.Errorf("error claiming requests for %s: %w", b.ID, err)
+	}
+	if res.ModifiedCount == 0 {
+		return nil, nil
+	}
 	if _, err := d.Store.Batches.InsertOne(ctx, b); err != nil {
 		return nil, fmt.Errorf("error creating batch document: %w", err)
-	}
-	// Compare-and-set on state: a request another builder claimed first stays with that builder.
-	if _, err := d.Store.Requests.UpdateMany(ctx, bson.M{"_id": bson.M{"$in": ids}, "state": store.StatePending},
-		bson.M{"$set": bson.M{"state": store.StateClaimed, "batch_id": b.ID, "updated_at": now}, "$inc": bson.M{"attempts": 1}}); err != nil {
-		return nil, fmt.Errorf("error claiming requests for %s: %w", b.ID, err)
 	}
 	return &b, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/floridify/batchsynth/internal/config"
 	"github.com/floridify/batchsynth/internal/openaibatch"
@@ -21,6 +22,8 @@ type Deps struct {
 	Store  *store.Store
 	OpenAI *openaibatch.Client
 	Queue  *asynq.Client
+	// Redis is the same server as the queue's, for short locks.
+	Redis  redis.UniversalClient
 	Config config.Config
 	Log    *slog.Logger
 	// Owner names this process in leases.

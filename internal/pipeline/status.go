@@ -63,6 +63,14 @@ func (d *Deps) Progress(ctx context.Context, jobID string) (*JobProgress, error)
 	sort.Strings(p.Batches)
 	expanded := job.Status == store.JobRunning || job.Status == store.JobDone || job.Status == store.JobCancelled
 	p.Finished = expanded && p.Settled == p.Total
+	if p.Finished && p.States[store.StateSucceeded] > 0 {
+		// A success is settled once its writes to Floridify's collections are done, not before.
+		n, err := d.Store.Requests.CountDocuments(ctx, bson.M{"job_ids": jobID, "state": store.StateSucceeded, "applied": false})
+		if err != nil {
+			return nil, fmt.Errorf("error counting unapplied requests: %w", err)
+		}
+		p.Finished = n == 0
+	}
 	if p.Finished && job.Status == store.JobRunning {
 		now := d.now()
 		if _, err := d.Store.Jobs.UpdateOne(ctx, bson.M{"_id": jobID, "status": store.JobRunning},

@@ -26,8 +26,22 @@ type Store struct {
 	MaxBulk int
 }
 
-// Connect dials uri (MongoDB or a wire-compatible server) and checks it answers.
+// Connect dials uri (MongoDB or a wire-compatible server) and checks it answers. On FerretDB it keeps one
+// connection per client: FerretDB v1.24 stops answering when several connections write at once (seen here
+// with both its SQLite and PostgreSQL backends), and one connection serialises our commands safely.
 func Connect(ctx context.Context, uri string, opts ...*options.ClientOptions) (*mongo.Client, error) {
+	cl, err := dial(ctx, uri, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if !isFerretDB(ctx, cl) {
+		return cl, nil
+	}
+	_ = cl.Disconnect(context.Background())
+	return dial(ctx, uri, append(opts, options.Client().SetMaxPoolSize(1))...)
+}
+
+func dial(ctx context.Context, uri string, opts ...*options.ClientOptions) (*mongo.Client, error) {
 	o := options.Client().ApplyURI(uri).SetTimeout(60 * time.Second)
 	cl, err := mongo.Connect(append([]*options.ClientOptions{o}, opts...)...)
 	if err != nil {
@@ -41,6 +55,20 @@ func Connect(ctx context.Context, uri string, opts ...*options.ClientOptions) (*
 		return nil, fmt.Errorf("error pinging MongoDB: %v", redact(err))
 	}
 	return cl, nil
+}
+
+// isFerretDB asks the server what it is; FerretDB's buildInfo carries a "ferretdb" section.
+func isFerretDB(ctx context.Context, cl *mongo.Client) bool {
+	var info bson.M
+	if err := cl.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false
+	}
+	for k := range info {
+		if strings.Contains(strings.ToLower(k), "ferretdb") {
+			return true
+		}
+	}
+	return false
 }
 
 // redact drops a URI (which may hold a password) from a driver error message.
@@ -245,18 +273,11 @@ const FerretDBMaxBulk = 50
 // MaxBulkDefault is the statements per bulk command on MongoDB.
 const MaxBulkDefault = 5000
 
-// detect asks the server what it is; FerretDB's buildInfo carries a "ferretdb" section.
+// detect sets the FerretDB limits.
 func (s *Store) detect(ctx context.Context) {
-	var info bson.M
-	if err := s.DB.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
-		return
-	}
-	for k := range info {
-		if strings.Contains(strings.ToLower(k), "ferretdb") {
-			s.FerretDB = true
-			s.MaxBulk = FerretDBMaxBulk
-			return
-		}
+	if isFerretDB(ctx, s.Client) {
+		s.FerretDB = true
+		s.MaxBulk = FerretDBMaxBulk
 	}
 }
 

@@ -1,0 +1,52 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// buildLockTTL bounds how long a dead builder blocks others; a live one renews it.
+const buildLockTTL = 30 * time.Second
+
+var unlockScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
+return 0`)
+
+var renewLockScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
+return 0`)
+
+// lockModel lets one builder at a time work on a model. MongoDB's compare-and-set claims are correct without
+// it, but FerretDB (the embedded default) evaluates a multi-document update's filter before writing without
+// re-checking it, so two racing claims could both take the same requests. The lock also saves builders from
+// splitting one backlog into many small batches. It returns an unlock func, or nil if another builder holds it.
+func (d *Deps) lockModel(ctx context.Context, model string) func() {
+	if d.Redis == nil {
+		return func() {}
+	}
+	key := "batchsynth:build:" + model
+	token := NewID("lock")
+	ok, err := d.Redis.SetNX(ctx, key, token, buildLockTTL).Result()
+	if err != nil || !ok {
+		return nil
+	}
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		t := time.NewTicker(buildLockTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+				_ = renewLockScript.Run(rctx, d.Redis, []string{key}, token, buildLockTTL.Milliseconds()).Err()
+			}
+		}
+	}()
+	return func() {
+		stop()
+		_ = unlockScript.Run(context.WithoutCancel(ctx), d.Redis, []string{key}, token).Err()
+	}
+}
