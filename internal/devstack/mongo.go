@@ -42,6 +42,7 @@ type Mongo struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+	proxy  *serialProxy
 }
 
 // StartMongo runs an embedded FerretDB with the SQLite backend, keeping its
@@ -124,6 +125,19 @@ func startFerretDB(ctx context.Context, cfg *ferretdb.Config, logger *slog.Logge
 		m.Close()
 		return nil, fmt.Errorf("error waiting for FerretDB (%s backend) at %s: %w", cfg.Handler, m.uri, err)
 	}
+	u, err := url.Parse(m.uri)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("error reading FerretDB's URI: %w", err)
+	}
+	proxy, err := startSerialProxy(u.Host)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	m.proxy = proxy
+	u.Host = proxy.addr()
+	m.uri = u.String()
 	return m, nil
 }
 
@@ -147,6 +161,9 @@ func (m *Mongo) URI() string {
 // waits for it to finish. A second Close is harmless.
 func (m *Mongo) Close() {
 	m.once.Do(func() {
+		if m.proxy != nil {
+			m.proxy.close()
+		}
 		m.cancel()
 		<-m.done
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -131,6 +132,12 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 	}
 	if res.ModifiedCount == 0 {
 		return nil, nil
+	}
+	// The claim's own count is authoritative; counting again right away could read a stale snapshot on
+	// FerretDB (SQLite WAL), and a batch must not be abandoned for a miscount.
+	b.State, b.RequestCount = store.BatchUploading, int(res.ModifiedCount)
+	if int(res.ModifiedCount) == len(ids) {
+		b.InputTokensEst = tokens
 	}
 	if _, err := d.Store.Batches.InsertOne(ctx, b); err != nil {
 		return nil, fmt.Errorf("error creating batch document: %w", err)
@@ -262,12 +269,13 @@ func (d *Deps) upload(ctx context.Context, b *store.Batch) (string, int64, error
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	size, err := d.RenderBatch(ctx, b.ID, f)
+	size, lines, err := d.RenderBatch(ctx, b.ID, f)
 	if err != nil {
 		return "", 0, err
 	}
-	if size == 0 {
-		return "", 0, fmt.Errorf("batch %s: no claimed request to render", b.ID)
+	if lines == 0 || (b.RequestCount > 0 && lines != b.RequestCount) {
+		// A partial file would send some claimed requests nowhere; try again rather than upload it.
+		return "", 0, fmt.Errorf("batch %s: rendered %d of %d claimed requests", b.ID, lines, b.RequestCount)
 	}
 	if _, err := f.Seek(0, 0); err != nil {
 		return "", 0, err
@@ -279,16 +287,17 @@ func (d *Deps) upload(ctx context.Context, b *store.Batch) (string, int64, error
 	return id, size, nil
 }
 
-// RenderBatch writes the JSONL input of a batch's claimed requests to w and returns its size.
-func (d *Deps) RenderBatch(ctx context.Context, batchID string, w interface{ Write([]byte) (int, error) }) (int64, error) {
+// RenderBatch writes the JSONL input of a batch's claimed requests to w and returns its size and lines.
+func (d *Deps) RenderBatch(ctx context.Context, batchID string, w io.Writer) (int64, int, error) {
 	cur, err := d.Store.Requests.Find(ctx, bson.M{"batch_id": batchID, "state": store.StateClaimed},
 		options.Find().SetProjection(bson.M{"body": 1, "attempts": 1}).SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(2000))
 	if err != nil {
-		return 0, fmt.Errorf("error reading claimed requests: %w", err)
+		return 0, 0, fmt.Errorf("error reading claimed requests: %w", err)
 	}
 	defer cur.Close(ctx)
 	bw := bufio.NewWriterSize(w, 1<<20)
 	var size int64
+	var lines int
 	var line []byte
 	for cur.Next(ctx) {
 		var r struct {
@@ -297,19 +306,20 @@ func (d *Deps) RenderBatch(ctx context.Context, batchID string, w interface{ Wri
 			Attempts int    `bson:"attempts"`
 		}
 		if err := cur.Decode(&r); err != nil {
-			return 0, fmt.Errorf("error decoding request: %w", err)
+			return 0, 0, fmt.Errorf("error decoding request: %w", err)
 		}
 		line = openaibatch.AppendLine(line[:0], synthesis.CustomID(r.ID, r.Attempts), []byte(r.Body))
 		n, err := bw.Write(line)
 		if err != nil {
-			return 0, fmt.Errorf("error writing input file: %w", err)
+			return 0, 0, fmt.Errorf("error writing input file: %w", err)
 		}
 		size += int64(n)
+		lines++
 	}
 	if err := cur.Err(); err != nil {
-		return 0, fmt.Errorf("error reading claimed requests: %w", err)
+		return 0, 0, fmt.Errorf("error reading claimed requests: %w", err)
 	}
-	return size, bw.Flush()
+	return size, lines, bw.Flush()
 }
 
 // create creates the OpenAI batch for b (already in state creating). With reconcile, it first looks for a

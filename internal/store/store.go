@@ -26,19 +26,9 @@ type Store struct {
 	MaxBulk int
 }
 
-// Connect dials uri (MongoDB or a wire-compatible server) and checks it answers. On FerretDB it keeps one
-// connection per client: FerretDB v1.24 stops answering when several connections write at once (seen here
-// with both its SQLite and PostgreSQL backends), and one connection serialises our commands safely.
+// Connect dials uri (MongoDB or a wire-compatible server) and checks it answers.
 func Connect(ctx context.Context, uri string, opts ...*options.ClientOptions) (*mongo.Client, error) {
-	cl, err := dial(ctx, uri, opts...)
-	if err != nil {
-		return nil, err
-	}
-	if !isFerretDB(ctx, cl) {
-		return cl, nil
-	}
-	_ = cl.Disconnect(context.Background())
-	return dial(ctx, uri, append(opts, options.Client().SetMaxPoolSize(1))...)
+	return dial(ctx, uri, opts...)
 }
 
 func dial(ctx context.Context, uri string, opts ...*options.ClientOptions) (*mongo.Client, error) {
