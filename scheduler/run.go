@@ -25,6 +25,10 @@ type Options struct {
 func Run(ctx context.Context, o Options) error {
 	cfg := o.Deps.Config
 	lease := &Lease{RDB: o.Redis, ID: o.ID, Duration: cfg.LeaseDuration}
+	periodic, perr := PeriodicJobsFromEnv(nil)
+	if perr != nil {
+		o.Log.Error("BATCHSYNTH_PERIODIC_JOBS is invalid; periodic jobs are off", "error", perr)
+	}
 	log := o.Log.With("scheduler_id", o.ID)
 	tick := time.NewTicker(cfg.LeaseDuration / 3)
 	defer tick.Stop()
@@ -72,7 +76,7 @@ func Run(ctx context.Context, o Options) error {
 			mgr = m
 			sctx, cancel := context.WithCancel(ctx)
 			sweepStop = cancel
-			go sweepLoop(sctx, o.Deps, log)
+			go sweepLoop(sctx, o.Deps, periodic, log)
 		case !held && mgr != nil:
 			log.Warn("lost the scheduler lease; standing by")
 			stepDown()
@@ -85,12 +89,15 @@ func Run(ctx context.Context, o Options) error {
 	}
 }
 
-func sweepLoop(ctx context.Context, d *pipeline.Deps, log *slog.Logger) {
+func sweepLoop(ctx context.Context, d *pipeline.Deps, periodic []PeriodicJob, log *slog.Logger) {
 	t := time.NewTicker(d.Config.SweepInterval)
 	defer t.Stop()
 	for {
 		if err := Sweep(ctx, d); err != nil && ctx.Err() == nil {
 			log.Warn("sweep incomplete", "error", err)
+		}
+		if err := RunPeriodic(ctx, d, periodic, time.Now()); err != nil && ctx.Err() == nil {
+			log.Warn("periodic jobs incomplete", "error", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -4,14 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/floridify/batchsynth/internal/fleet"
+	"github.com/floridify/batchsynth/internal/metrics"
+	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/web"
+	"github.com/floridify/batchsynth/scheduler"
 )
 
 func newServeCmd() *cobra.Command {
@@ -40,6 +48,12 @@ func newWorkerCmd() *cobra.Command {
 		Use:   "worker",
 		Short: "Run a worker: the four asynq handlers (run as many as you like, on any hosts)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Checked before connecting: a typo should stop the process at start, not fall back to defaults.
+			imm, err := pipeline.ImmediateSettingsFromEnv(nil)
+			if err != nil {
+				return fmt.Errorf("configuration: %w", err)
+			}
+			pipeline.SetImmediateSettings(imm)
 			f, err := openFleet(cmd.Context())
 			if err != nil {
 				return err
@@ -55,6 +69,9 @@ func newSchedulerCmd() *cobra.Command {
 		Use:   "scheduler",
 		Short: "Run the scheduler: polls in-flight batches and sweeps (one is active; others stand by)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := scheduler.PeriodicJobsFromEnv(nil); err != nil {
+				return fmt.Errorf("configuration: %w", err)
+			}
 			f, err := openFleet(cmd.Context())
 			if err != nil {
 				return err
@@ -67,13 +84,36 @@ func newSchedulerCmd() *cobra.Command {
 
 // runWeb serves until ctx ends. ready, when set, receives the bound address.
 func runWeb(ctx context.Context, f *fleet.Fleet, addr string, ready chan<- string) error {
-	srv := &web.Server{Deps: f.Deps, RedisOpt: f.RedisOpt, Token: f.Config.APIToken, Log: f.Log.With("role", "web")}
+	log := f.Log.With("role", "web")
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("error listening on %s: %w", addr, err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	f.Log.Info("web listening", "addr", ln.Addr().String())
+	if f.Config.APIToken == "" && !isLoopback(ln.Addr()) {
+		_ = ln.Close()
+		return fmt.Errorf("BATCHSYNTH_API_TOKEN is not set: the API would be open on %s; set a token, or listen on 127.0.0.1", ln.Addr())
+	}
+	reg := prometheus.NewRegistry()
+	src := metrics.NewSource(f.Store)
+	insp := asynq.NewInspectorFromRedisClient(f.Redis)
+	if err := metrics.Register(reg, metrics.Options{Source: src, Inspector: insp, Log: log}); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("error registering metrics: %w", err)
+	}
+	srv := &web.Server{
+		Deps: f.Deps, RedisOpt: f.RedisOpt, Redis: f.Redis, Token: f.Config.APIToken, Log: log,
+		Registry: reg, Metrics: src, MonitoringWritable: envBool("BATCHSYNTH_MONITORING_WRITABLE"),
+	}
+	defer srv.Close()
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Large submissions stream in for a while; idle keep-alives should not hold sockets forever.
+		ReadTimeout: 5 * time.Minute,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("web listening", "addr", ln.Addr().String(), "auth", f.Config.APIToken != "", "monitoring_writable", srv.MonitoringWritable)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -90,4 +130,14 @@ func runWeb(ctx context.Context, f *fleet.Fleet, addr string, ready chan<- strin
 		}
 		return err
 	}
+}
+
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
+
+func envBool(name string) bool {
+	b, _ := strconv.ParseBool(os.Getenv(name))
+	return b
 }

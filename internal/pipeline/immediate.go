@@ -1,0 +1,390 @@
+package pipeline
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/floridify/batchsynth/internal/openaibatch"
+	"github.com/floridify/batchsynth/internal/pricing"
+	"github.com/floridify/batchsynth/internal/store"
+	"github.com/floridify/batchsynth/internal/synthesis"
+)
+
+// Priorities a submission may carry. Urgent jobs (and jobs of at most ImmediateSettings.MaxWords words)
+// skip the Batch API: their requests go out as immediate chat completions, at twice the price and
+// seconds instead of hours.
+const (
+	PriorityNormal = "normal"
+	PriorityUrgent = "urgent"
+)
+
+// Priorities lists the accepted priorities.
+func Priorities() []string { return []string{PriorityNormal, PriorityUrgent} }
+
+// Immediate-mode defaults. MaxWords is off by default: small submissions are cheap either way, and a
+// deployment chooses whether latency is worth twice the price.
+const (
+	ImmediateMaxWordsDefault    = 0
+	ImmediateConcurrencyDefault = 4
+	ImmediateRateDefault        = 5.0
+)
+
+// ImmediateSettings steer the immediate path. The limits are per process: a fleet of N workers sends up
+// to N times as many calls, which is what OpenAI's per-key rate limits must allow.
+type ImmediateSettings struct {
+	MaxWords    int     // a job of at most this many words goes immediate; 0: only urgent jobs do
+	Concurrency int     // chat completions in flight at once
+	PerSecond   float64 // chat completions started per second
+}
+
+// ImmediateSettingsFromEnv reads BATCHSYNTH_IMMEDIATE_MAX_WORDS, BATCHSYNTH_IMMEDIATE_CONCURRENCY and
+// BATCHSYNTH_IMMEDIATE_RATE (calls per second), each with its default.
+func ImmediateSettingsFromEnv(getenv func(string) string) (ImmediateSettings, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	s := ImmediateSettings{MaxWords: ImmediateMaxWordsDefault, Concurrency: ImmediateConcurrencyDefault, PerSecond: ImmediateRateDefault}
+	var errs []error
+	if v := getenv("BATCHSYNTH_IMMEDIATE_MAX_WORDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("BATCHSYNTH_IMMEDIATE_MAX_WORDS: want a non-negative integer, got %q", v))
+		} else {
+			s.MaxWords = n
+		}
+	}
+	if v := getenv("BATCHSYNTH_IMMEDIATE_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("BATCHSYNTH_IMMEDIATE_CONCURRENCY: want a positive integer, got %q", v))
+		} else {
+			s.Concurrency = n
+		}
+	}
+	if v := getenv("BATCHSYNTH_IMMEDIATE_RATE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			errs = append(errs, fmt.Errorf("BATCHSYNTH_IMMEDIATE_RATE: want a positive number of calls per second, got %q", v))
+		} else {
+			s.PerSecond = f
+		}
+	}
+	return s, errors.Join(errs...)
+}
+
+// The immediate gate is per process, not per Deps: the rate limit protects the OpenAI key, which every Deps
+// of a process shares.
+var immediate struct {
+	mu       sync.Mutex
+	loaded   bool
+	settings ImmediateSettings
+	gate     *gate
+}
+
+// SetImmediateSettings replaces the process's settings (and its gate). Without a call, the settings come
+// from the environment on first use.
+func SetImmediateSettings(s ImmediateSettings) {
+	immediate.mu.Lock()
+	defer immediate.mu.Unlock()
+	s.Concurrency = max(s.Concurrency, 1)
+	if s.PerSecond <= 0 {
+		s.PerSecond = ImmediateRateDefault
+	}
+	immediate.settings, immediate.loaded = s, true
+	immediate.gate = newGate(s.Concurrency, s.PerSecond)
+}
+
+// CurrentImmediateSettings returns the settings in force.
+func CurrentImmediateSettings() ImmediateSettings {
+	s, _ := immediateState()
+	return s
+}
+
+func immediateState() (ImmediateSettings, *gate) {
+	immediate.mu.Lock()
+	if !immediate.loaded {
+		immediate.mu.Unlock()
+		// Bad values were reported by the process's configuration check; the defaults stand in.
+		s, _ := ImmediateSettingsFromEnv(nil)
+		SetImmediateSettings(s)
+		immediate.mu.Lock()
+	}
+	defer immediate.mu.Unlock()
+	return immediate.settings, immediate.gate
+}
+
+// ImmediateFor reports whether a job of this priority and size takes the immediate path.
+func ImmediateFor(priority string, words int) bool {
+	s, _ := immediateState()
+	return priority == PriorityUrgent || (s.MaxWords > 0 && words > 0 && words <= s.MaxWords)
+}
+
+// AfterExpand is Enqueue's hook once a job is expanded: an immediate job's requests are sent now, and
+// handled reports that the build trigger is not needed (requests that fell back are handed to a build here).
+func (d *Deps) AfterExpand(ctx context.Context, job *store.Job) (handled bool, err error) {
+	if !ImmediateFor(job.Priority, job.WordsTotal) {
+		return false, nil
+	}
+	return true, d.RunImmediate(ctx, job.ID)
+}
+
+// ImmediateStats is what one RunImmediate did.
+type ImmediateStats struct {
+	Succeeded, Dead, FellBack, Skipped int
+}
+
+// RunImmediate sends a job's pending requests as immediate chat completions: the same stored bodies a batch
+// would carry, judged by the same rules (openaibatch.ParseLine, synthesis.Decode) and applied through the
+// same writer, with cost recorded at immediate prices.
+//
+// Each request is claimed by compare-and-set first, so it is either in a batch or sent here, never both.
+// While a call is in flight the request carries a batch id no batch document has: if this worker dies, the
+// sweep finds the orphan after BATCHSYNTH_STALE_AFTER and returns it to pending for a normal batch. A call
+// that fails for transport reasons (429, 5xx, timeout after the client's retries) gives its attempt back and
+// leaves the request to the batch path, which will get to it however long OpenAI is unavailable.
+func (d *Deps) RunImmediate(ctx context.Context, jobID string) error {
+	job, err := d.Store.Job(ctx, jobID)
+	if err != nil {
+		return err
+	}
+	settings, g := immediateState()
+	log := d.log().With("job_id", job.ID, "model", job.Model)
+	cur, err := d.Store.Requests.Find(ctx, bson.M{"job_ids": job.ID, "state": store.StatePending, "model": job.Model},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("error loading requests of %s: %w", job.ID, err)
+	}
+	defer cur.Close(ctx)
+	start := time.Now()
+	work := make(chan store.Request)
+	var (
+		mu    sync.Mutex
+		stats ImmediateStats
+		errs  []error
+		wg    sync.WaitGroup
+	)
+	for range settings.Concurrency {
+		wg.Go(func() {
+			for r := range work {
+				out, err := d.immediateOne(ctx, job, &r, g)
+				mu.Lock()
+				switch {
+				case err != nil:
+					errs = append(errs, err)
+				case out == store.StateSucceeded:
+					stats.Succeeded++
+				case out == store.StateDead:
+					stats.Dead++
+				case out == store.StatePending:
+					stats.FellBack++
+				default:
+					stats.Skipped++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for cur.Next(ctx) {
+		var r store.Request
+		if err := cur.Decode(&r); err != nil {
+			errs = append(errs, fmt.Errorf("error decoding request: %w", err))
+			break
+		}
+		select {
+		case work <- r:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err := cur.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("error reading requests of %s: %w", job.ID, err))
+	}
+	if ctx.Err() != nil {
+		errs = append(errs, ctx.Err())
+	}
+	log.Info("immediate requests sent", "succeeded", stats.Succeeded, "dead", stats.Dead, "fell_back", stats.FellBack,
+		"skipped", stats.Skipped, "duration", time.Since(start).Round(time.Millisecond))
+	if stats.FellBack > 0 || len(errs) > 0 {
+		// Whatever is still pending goes out in a batch rather than waiting for the sweep's flush delay.
+		errs = append(errs, d.triggerBuild(job.Model, true))
+	}
+	return errors.Join(errs...)
+}
+
+// immediateOne sends one request until it succeeds, dies, falls back to the batch path (returned state
+// pending) or turns out to be someone else's (returned state "").
+func (d *Deps) immediateOne(ctx context.Context, job *store.Job, r *store.Request, g *gate) (string, error) {
+	marker := "imm_" + job.ID
+	log := d.log().With("job_id", job.ID, "request_id", r.ID)
+	for {
+		if err := g.acquire(ctx); err != nil {
+			return "", err
+		}
+		now := d.now()
+		var claimed store.Request
+		err := d.Store.Requests.FindOneAndUpdate(ctx, bson.M{"_id": r.ID, "state": store.StatePending},
+			bson.M{"$set": bson.M{"state": store.StateClaimed, "batch_id": marker, "updated_at": now}, "$inc": bson.M{"attempts": 1}},
+			options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&claimed)
+		if err != nil {
+			g.release()
+			if isNoDocuments(err) {
+				return "", nil // a batch builder claimed it first, or it settled meanwhile
+			}
+			return "", fmt.Errorf("error claiming %s: %w", r.ID, err)
+		}
+		callStart := time.Now()
+		res, transportErr := d.chat(ctx, claimed.Body)
+		g.release()
+		held := bson.M{"_id": claimed.ID, "batch_id": marker, "attempts": claimed.Attempts, "state": store.StateClaimed}
+		if transportErr != nil {
+			log.Warn("immediate call failed; leaving the request to the batch path", "error", transportErr)
+			_, err := d.Store.Requests.UpdateOne(context.WithoutCancel(ctx), held, bson.M{
+				"$set":   bson.M{"state": store.StatePending, "last_error": "immediate call failed: " + transportErr.Error(), "updated_at": d.now()},
+				"$unset": bson.M{"batch_id": ""}, "$inc": bson.M{"attempts": -1}})
+			if err != nil {
+				return "", fmt.Errorf("error releasing %s: %w", claimed.ID, err)
+			}
+			return store.StatePending, nil
+		}
+		usage := claimed.Usage.Add(res.Usage)
+		cost := claimed.CostUSD + pricing.Immediate(claimed.Model, res.Usage)
+		reason := res.Reason
+		var parsed *synthesis.Parsed
+		if res.OK {
+			parsed, err = synthesis.Decode(claimed.Kind, claimed.Word, len(claimed.DefinitionIDs), claimed.Components, res.Content)
+			if err != nil {
+				reason = "invalid answer: " + err.Error()
+			}
+		}
+		now = d.now()
+		if reason == "" {
+			// Floridify's documents first, then the settle: the claim makes this runner the only writer, and
+			// the writes are keyed by request id, so a crash between the two is repaired by doing both again.
+			w := synthesis.NewWrites(now)
+			if err := w.Add(applyInput(&claimed), parsed); err != nil {
+				return "", err
+			}
+			if err := d.writeFloridify(ctx, w); err != nil {
+				return "", err
+			}
+			res2, err := d.Store.Requests.UpdateOne(ctx, held, bson.M{
+				"$set": bson.M{"state": store.StateSucceeded, "result": res.Content, "applied": true, "applied_at": now,
+					"settled_at": now, "updated_at": now, "immediate": true, "usage": usage, "cost_usd": cost},
+				"$unset": bson.M{"batch_id": ""}})
+			if err != nil {
+				return "", fmt.Errorf("error settling %s: %w", claimed.ID, err)
+			}
+			if res2.ModifiedCount == 0 {
+				log.Warn("immediate request was released while its call ran (call slower than BATCHSYNTH_STALE_AFTER)")
+				return "", nil
+			}
+			log.Debug("immediate request applied", "duration", time.Since(callStart).Round(time.Millisecond))
+			return store.StateSucceeded, nil
+		}
+		state := store.StatePending
+		set := bson.M{"state": state, "last_error": reason, "updated_at": now, "immediate": true, "usage": usage, "cost_usd": cost}
+		if claimed.Attempts >= d.Config.MaxAttempts {
+			state = store.StateDead
+			set["state"], set["settled_at"] = state, now
+		}
+		if _, err := d.Store.Requests.UpdateOne(ctx, held, bson.M{"$set": set, "$unset": bson.M{"batch_id": ""},
+			"$push": bson.M{"errors": store.AttemptError{Attempt: claimed.Attempts, Reason: reason, At: now}}}); err != nil {
+			return "", fmt.Errorf("error settling %s: %w", claimed.ID, err)
+		}
+		log.Info("immediate attempt failed", "attempt", claimed.Attempts, "reason", reason, "state", state)
+		if state == store.StateDead {
+			return state, nil
+		}
+		r = &claimed
+	}
+}
+
+// chat sends one stored body to chat/completions and judges the answer exactly as a batch output line is
+// judged. A non-nil error is a transport failure (nothing to learn about the request itself).
+func (d *Deps) chat(ctx context.Context, body string) (openaibatch.Result, error) {
+	timeout := min(cmp.Or(d.Config.StaleAfter, 2*time.Minute)/2, time.Minute)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var raw []byte
+	err := d.OpenAI.OpenAI().Post(cctx, "chat/completions", nil, &raw, option.WithRequestBody("application/json", []byte(body)))
+	status := 200
+	if err != nil {
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode == 429 || apiErr.StatusCode >= 500 {
+			return openaibatch.Result{}, err
+		}
+		// A 4xx other than 429 is about this request (invalid body, unknown model): a failed attempt.
+		status = apiErr.StatusCode
+		raw, _ = json.Marshal(map[string]any{"error": map[string]string{"message": apiErr.Message, "code": apiErr.Code, "type": apiErr.Type}})
+	}
+	line, err := json.Marshal(map[string]any{"custom_id": "immediate",
+		"response": map[string]any{"status_code": status, "body": json.RawMessage(raw)}})
+	if err != nil {
+		return openaibatch.Result{}, fmt.Errorf("error wrapping the answer: %w", err)
+	}
+	res, err := openaibatch.ParseLine(line)
+	if err != nil {
+		return openaibatch.Result{Reason: "unreadable answer: " + err.Error()}, nil
+	}
+	return res, nil
+}
+
+func isNoDocuments(err error) bool { return errors.Is(err, mongo.ErrNoDocuments) }
+
+// gate bounds calls in flight and spaces their starts at most rate per second.
+type gate struct {
+	sem   chan struct{}
+	mu    sync.Mutex
+	next  time.Time
+	every time.Duration
+}
+
+func newGate(concurrency int, perSecond float64) *gate {
+	return &gate{sem: make(chan struct{}, concurrency), every: time.Duration(float64(time.Second) / perSecond)}
+}
+
+func (g *gate) acquire(ctx context.Context) error {
+	select {
+	case g.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	g.mu.Lock()
+	now := time.Now()
+	at := g.next
+	if at.Before(now) {
+		at = now
+	}
+	g.next = at.Add(g.every)
+	g.mu.Unlock()
+	if wait := at.Sub(now); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			<-g.sem
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (g *gate) release() { <-g.sem }

@@ -1,0 +1,9 @@
+package scheduler
+
+import (
+	"testing"
+
+	"github.com/floridify/batchsynth/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
