@@ -9,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mattn/go-isatty"
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/floridify/batchsynth/internal/input"
 	"github.com/floridify/batchsynth/internal/pipeline"
@@ -23,6 +26,7 @@ type submitFlags struct {
 	model      string
 	mode       string
 	force      bool
+	noCache    bool
 }
 
 func (s *submitFlags) register(c *cobra.Command) {
@@ -31,6 +35,7 @@ func (s *submitFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&s.model, "model", "", "model for every request of the job (default BATCHSYNTH_MODEL)")
 	c.Flags().StringVar(&s.mode, "mode", "", "request mode: packed, packed-word or per-component (default BATCHSYNTH_MODE)")
 	c.Flags().BoolVar(&s.force, "force", false, "regenerate components that are already present")
+	c.Flags().BoolVar(&s.noCache, "no-cache", false, "send every request, even one whose identical body already has a stored answer")
 }
 
 // readSubmission parses the words file and reports rejected lines on stderr.
@@ -61,7 +66,7 @@ func (s *submitFlags) readSubmission(errOut io.Writer) (pipeline.Submission, err
 		return pipeline.Submission{}, fmt.Errorf("%s: %w", s.words, err)
 	}
 	return pipeline.Submission{Source: "file:" + s.words, Words: parsed.Words, Errors: parsed.Errors,
-		Components: comps, Mode: s.mode, Model: s.model, Force: s.force}, nil
+		Components: comps, Mode: s.mode, Model: s.model, Force: s.force, NoCache: s.noCache}, nil
 }
 
 func formatInputError(e store.InputError) string {
@@ -119,33 +124,126 @@ func newProcessCmd() *cobra.Command {
 	return c
 }
 
-// waitJob follows a job until it finishes, printing a progress line whenever it changes.
+// waitJob follows a job until it finishes: a progress bar (settled / total, batches, ETA) when out is a
+// terminal, a plain line whenever the numbers change otherwise. While the job runs it reads only the job
+// and its request counts; the full progress (usage and cost, a scan of every request) is read once, at the end.
 func waitJob(ctx context.Context, d *pipeline.Deps, jobID string, out io.Writer) (*pipeline.JobProgress, error) {
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
 	start := time.Now()
+	var bar *progressbar.ProgressBar
+	tty := isTerminal(out)
 	last := ""
-	for {
-		p, err := d.Progress(ctx, jobID)
+	var batches []string
+	for i := 0; ; i++ {
+		p, err := lightProgress(ctx, d, jobID, i%10 == 0, batches)
 		if err != nil {
+			if bar != nil {
+				_ = bar.Exit()
+			}
 			return nil, err
 		}
-		line := progressLine(p, time.Since(start))
-		if line != last {
+		batches = p.Batches
+		if tty {
+			bar = drawBar(bar, out, p)
+		} else if line := progressLine(p, time.Since(start)); line != last {
 			fmt.Fprintln(out, line)
 			last = line
 		}
 		if p.Finished {
-			return p, nil
+			// Every request is settled; the job is finished once the successes are written to Floridify's
+			// collections too, which the full read checks (and then marks the job done).
+			full, err := d.Progress(ctx, jobID)
+			if err != nil {
+				return nil, err
+			}
+			if full.Finished {
+				if bar != nil {
+					_ = bar.Finish()
+					fmt.Fprintln(out)
+				}
+				return full, nil
+			}
+		}
+		// Large jobs are counted less often: each count reads the job's whole request index.
+		wait := 500 * time.Millisecond
+		if p.Total > 100_000 {
+			wait = 3 * time.Second
 		}
 		select {
 		case <-ctx.Done():
+			if bar != nil {
+				_ = bar.Exit()
+			}
 			return p, ctx.Err()
-		case <-tick.C:
+		case <-time.After(wait):
 		}
 	}
 }
 
+// lightProgress is Progress without the usage sum; the batches are listed only when withBatches, and
+// prevBatches stand in otherwise.
+func lightProgress(ctx context.Context, d *pipeline.Deps, jobID string, withBatches bool, prevBatches []string) (*pipeline.JobProgress, error) {
+	job, err := d.Store.Job(ctx, jobID)
+	if err != nil {
+		return nil, err
+	}
+	states, err := d.Store.StateCounts(ctx, bson.M{"job_ids": jobID})
+	if err != nil {
+		return nil, err
+	}
+	p := &pipeline.JobProgress{Job: job, States: states}
+	for st, n := range states {
+		p.Total += n
+		if st == store.StateSucceeded || st == store.StateDead || st == store.StateCancelled {
+			p.Settled += n
+		}
+	}
+	if withBatches {
+		if p.Batches, err = store.DistinctStrings(ctx, d.Store.Requests, "batch_id", bson.M{"job_ids": jobID}); err != nil {
+			return nil, err
+		}
+	} else {
+		p.Batches = prevBatches
+	}
+	expanded := job.Status == store.JobRunning || job.Status == store.JobDone || job.Status == store.JobCancelled
+	p.Finished = expanded && p.Settled == p.Total
+	return p, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// drawBar creates the bar on first use (a spinner while the job is being expanded and its size unknown)
+// and moves it to the job's current numbers.
+func drawBar(bar *progressbar.ProgressBar, out io.Writer, p *pipeline.JobProgress) *progressbar.ProgressBar {
+	if bar == nil {
+		bar = progressbar.NewOptions64(-1,
+			progressbar.OptionSetWriter(out),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionSpinnerType(14),
+			progressbar.OptionFullWidth(),
+		)
+	}
+	expanded := p.Job.Status != store.JobSubmitted && p.Job.Status != store.JobExpanding
+	if expanded && int64(p.Total) != bar.GetMax64() {
+		bar.ChangeMax64(int64(max(p.Total, 1)))
+	}
+	bar.Describe(fmt.Sprintf("%s %s · %d batches · pending %d · in batch %d · dead %d", p.Job.ID, p.Job.Status, len(p.Batches),
+		p.States[store.StatePending], p.States[store.StateClaimed]+p.States[store.StateSubmitted], p.States[store.StateDead]))
+	if expanded && p.Total == 0 {
+		_ = bar.Set64(1)
+	} else {
+		_ = bar.Set64(int64(p.Settled))
+	}
+	return bar
+}
+
+// progressLine is the plain-text progress of a job: for logs, pipes and CI.
 func progressLine(p *pipeline.JobProgress, elapsed time.Duration) string {
 	pct := 0.0
 	if p.Total > 0 {
@@ -156,9 +254,10 @@ func progressLine(p *pipeline.JobProgress, elapsed time.Duration) string {
 		rem := time.Duration(float64(elapsed) * float64(p.Total-p.Settled) / float64(p.Settled))
 		eta = fmt.Sprintf(" eta %s", rem.Round(time.Second))
 	}
-	return fmt.Sprintf("job %s [%s] %d/%d settled (%.0f%%) pending %d, in batch %d, succeeded %d, dead %d; %d batches%s",
+	return fmt.Sprintf("job %s [%s] %d/%d settled (%.0f%%) pending %d, in batch %d, succeeded %d, dead %d, cancelled %d; %d batches%s",
 		p.Job.ID, p.Job.Status, p.Settled, p.Total, pct, p.States[store.StatePending],
-		p.States[store.StateClaimed]+p.States[store.StateSubmitted], p.States[store.StateSucceeded], p.States[store.StateDead], len(p.Batches), eta)
+		p.States[store.StateClaimed]+p.States[store.StateSubmitted], p.States[store.StateSucceeded], p.States[store.StateDead],
+		p.States[store.StateCancelled], len(p.Batches), eta)
 }
 
 // reportJob prints the final summary and returns an exit error if any request ended dead.

@@ -30,7 +30,10 @@ func (d *Deps) Enqueue(ctx context.Context, jobID string) error {
 	case store.JobCancelled, store.JobDone:
 		return nil
 	case store.JobRunning:
-		// Expanded already; only the build trigger may have been lost.
+		// Expanded already; only the immediate run or the build trigger may have been lost.
+		if handled, err := d.AfterExpand(ctx, job); handled {
+			return err
+		}
 		return d.triggerBuild(job.Model, true)
 	}
 	if _, err := d.Store.Jobs.UpdateOne(ctx, bson.M{"_id": jobID, "status": store.JobSubmitted},
@@ -76,6 +79,9 @@ func (d *Deps) Enqueue(ctx context.Context, jobID string) error {
 		return fmt.Errorf("error finishing expansion of job %s: %w", jobID, err)
 	}
 	d.log().Info("job expanded", "job_id", jobID)
+	if handled, err := d.AfterExpand(ctx, job); handled {
+		return err
+	}
 	return d.triggerBuild(job.Model, true)
 }
 
@@ -191,12 +197,15 @@ func (d *Deps) expandChunk(ctx context.Context, job *store.Job, words []store.In
 	if err != nil {
 		return 0, nil, nil, err
 	}
+	cp, err := d.planChunk(ctx, job, ids, idWord, byWord, inflight)
+	if err != nil {
+		return 0, nil, nil, err
+	}
 	var models []mongo.WriteModel
 	var ierrs []store.InputError
 	for _, id := range ids {
 		w := idWord[id]
-		planned, err := synthesis.Plan(synthesis.WordInput{WordID: id, Word: w.Word, Language: langOf(w), Defs: byWord[id]},
-			synthesis.PlanOptions{Mode: job.Mode, Model: job.Model, Components: job.Components, Force: job.Force, Nonce: job.ID, InFlight: inflight})
+		planned, err := cp.of(id)
 		if err != nil {
 			ierrs = append(ierrs, store.InputError{Line: w.Line, Word: w.Word, Message: err.Error()})
 			continue
@@ -209,12 +218,13 @@ func (d *Deps) expandChunk(ctx context.Context, job *store.Job, words []store.In
 			doc := bson.M{
 				"kind": p.Target.Kind, "word_id": id, "word": w.Word, "definition_ids": defIDs,
 				"components": p.Target.Components, "mode": job.Mode, "prompt_version": synthesis.PromptVersion,
-				"model": job.Model, "force": job.Force, "state": store.StatePending, "attempts": 0,
+				"model": p.Model, "force": job.Force, "state": store.StatePending, "attempts": 0,
 				"body": string(p.Rendered.Body), "body_hash": p.Rendered.Hash, "body_bytes": len(p.Rendered.Body),
 				"input_tokens_est": p.Rendered.InputTokens, "output_tokens_est": p.Rendered.OutputTokens,
 				"usage": store.Usage{}, "cost_usd": 0.0, "applied": false,
 				"created_at": now, "updated_at": now,
 			}
+			cp.markCached(p, doc, now)
 			models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": p.ID}).
 				SetUpdate(bson.M{"$setOnInsert": doc, "$addToSet": bson.M{"job_ids": job.ID}}).SetUpsert(true))
 		}
@@ -226,6 +236,9 @@ func (d *Deps) expandChunk(ctx context.Context, job *store.Job, words []store.In
 	}
 	if err := d.Store.BulkWrite(ctx, d.Store.Requests, models, false); err != nil {
 		return 0, nil, nil, fmt.Errorf("error writing requests: %w", err)
+	}
+	if err := d.settleChunk(ctx, job, cp); err != nil {
+		return 0, nil, nil, err
 	}
 	return len(defs), missing, ierrs, nil
 }
@@ -240,6 +253,7 @@ func (d *Deps) inFlight(ctx context.Context, defIDs []bson.ObjectID, job *store.
 		"definition_ids": bson.M{"$in": defIDs},
 		"state":          bson.M{"$in": bson.A{store.StatePending, store.StateClaimed, store.StateSubmitted}},
 		"job_ids":        bson.M{"$ne": job.ID},
+		"model":          job.Model,
 	}, options.Find().SetProjection(bson.M{"definition_ids": 1, "components": 1}))
 	if err != nil {
 		return nil, nil, fmt.Errorf("error finding requests in flight: %w", err)

@@ -24,6 +24,7 @@ type Submission struct {
 	Mode       string
 	Model      string
 	Force      bool
+	NoCache    bool // send every request, even one whose rendered body already has a stored answer
 	Priority   string
 }
 
@@ -52,7 +53,7 @@ func (d *Deps) Submit(ctx context.Context, s Submission) (*store.Job, error) {
 	now := d.now()
 	job := &store.Job{
 		ID: NewID("job"), Source: s.Source, Components: s.Components, Mode: s.Mode, Model: s.Model,
-		Force: s.Force, Priority: s.Priority, Status: store.JobSubmitted,
+		Force: s.Force, NoCache: s.NoCache, Priority: s.Priority, Status: store.JobSubmitted,
 		Chunks: (len(s.Words) + InputChunk - 1) / InputChunk, Expanded: []int{},
 		WordsTotal: len(s.Words), WordsMissing: []string{}, InputErrors: s.Errors,
 		CreatedAt: now, UpdatedAt: now,

@@ -32,6 +32,7 @@ type Job struct {
 	Mode       string   `bson:"mode" json:"mode"`
 	Model      string   `bson:"model" json:"model"`
 	Force      bool     `bson:"force" json:"force"`
+	NoCache    bool     `bson:"no_cache,omitempty" json:"no_cache,omitempty"` // result cache off: send every request
 	Priority   string   `bson:"priority,omitempty" json:"priority,omitempty"`
 	Status     string   `bson:"status" json:"status"`
 	Chunks     int      `bson:"chunks" json:"chunks"`

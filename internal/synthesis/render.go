@@ -1,12 +1,12 @@
 package synthesis
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,18 +43,49 @@ type Target struct {
 	Language   string
 	Defs       []DefRef
 	Components []string
+	// WordCounts are the counts of word-level components (facts).
+	WordCounts Counts
+	// Gloss is the word's first sense, shown to word-level components when no sense is listed (the word
+	// alone is ambiguous: "lead" the metal or the verb).
+	Gloss *DefRef
+	// Sources are other providers' etymology texts, shown when etymology is asked.
+	Sources []string
 }
 
 // Rendered is a request body ready for a JSONL line.
 type Rendered struct {
-	Body         []byte
-	Hash         string
+	Body []byte
+	Hash string
+	// InputTokens counts what is uploaded with o200k_base: the developer message, the user message and the
+	// response schema as they appear in Body, plus chat framing (see framingTokens).
+	InputTokens int64
+	// StaticTokens is the part of InputTokens that is the same for every request of this kind and component
+	// set (the developer message, the schema and the first message's framing): the prefix prompt caching can
+	// serve.
+	StaticTokens int64
+	// OutputTokens is the modelled completion (Component.OutputTokens plus JSON keys and punctuation).
+	OutputTokens int64
+	// Parts attributes InputTokens and OutputTokens to the request's components; they add up exactly.
+	Parts []Part
+}
+
+// Part is one component's share of a request's tokens. A component's own tokens are its rule line, its
+// schema and its JSON keys (input) and its modelled value (output); the shared rest (the header, the word
+// and sense text, framing, punctuation) is split in proportion to them.
+type Part struct {
+	Component    string
 	InputTokens  int64
 	OutputTokens int64
 }
 
 // maxTextLen bounds sense text inside a prompt, as Floridify truncates its inputs to 500 characters.
 const maxTextLen = 500
+
+// maxSources and maxSourceLen bound the etymology texts of other providers shown to the model.
+const (
+	maxSources   = 3
+	maxSourceLen = 300
+)
 
 // IsReasoningModel reports whether model takes max_completion_tokens, no temperature and the developer role.
 func IsReasoningModel(model string) bool {
@@ -94,88 +125,99 @@ type body struct {
 	ReasoningEffort     string         `json:"reasoning_effort,omitempty"`
 }
 
-// static is the part of a request that depends only on the kind and the component set: rendered once, and
-// placed first in the body so that prompt caching can apply.
+// Chat framing, by the rule of OpenAI's cookbook (num_tokens_from_messages): every message costs 3 tokens
+// plus its role, and 3 more prime the reply.
+const replyPriming = 3
+
+func messageFraming(role string) int64 { return 3 + CountTokens(role) }
+
+// static is the part of a request that depends only on the kind, the number of listed senses and the
+// component set: rendered once, and placed first in the body so that prompt caching can apply.
 type static struct {
 	developer    string
 	schema       map[string]any
 	schemaTokens int64
 	devTokens    int64
-	generative   bool
+	temperature  float64
+	// own are each component's own input tokens (rule line, value schema, key), for Parts.
+	own map[string]int64
+	// keys are the tokens of each component's JSON key in the answer ("name":).
+	keys       map[string]int64
+	sensesKey  int64
+	hasDef     bool
+	hasCounted bool
 }
 
-var staticCache sync.Map // key kind|components -> *static
+var staticCache sync.Map // key kind|senses|components -> *static
 
-func staticFor(kind string, comps []*Component) *static {
+func staticFor(kind string, nSenses int, comps []*Component) (*static, error) {
 	names := make([]string, len(comps))
 	for i, c := range comps {
 		names[i] = c.Name
 	}
-	key := kind + "|" + strings.Join(names, ",")
+	key := kind + "|" + strconv.Itoa(nSenses) + "|" + strings.Join(names, ",")
 	if v, ok := staticCache.Load(key); ok {
-		return v.(*static)
+		return v.(*static), nil
+	}
+	s := &static{own: map[string]int64{}, keys: map[string]int64{}}
+	var defProps, topProps orderedProps
+	for _, c := range comps {
+		s.hasCounted = s.hasCounted || c.CountOf != nil
+		if c.Level == WordLevel {
+			topProps.add(c.Name, c.Schema)
+			continue
+		}
+		s.hasDef = true
+		defProps.add(c.Name, c.Schema)
 	}
 	var b strings.Builder
-	var defComps, wordComps []*Component
-	for _, c := range comps {
-		if c.Level == WordLevel {
-			wordComps = append(wordComps, c)
-		} else {
-			defComps = append(defComps, c)
-		}
-	}
 	switch {
-	case kind == store.TargetWord && len(defComps) > 0:
-		b.WriteString("You enrich a dictionary headword. Reply with JSON for the schema. \"senses\" has one entry per numbered sense, in order. N is the count given for each sense.\n")
+	case kind == store.TargetWord && s.hasDef:
+		b.WriteString("Enrich a dictionary headword and each numbered sense. Reply in JSON; \"senses\" has one entry per sense, in order.")
 	case kind == store.TargetWord:
-		b.WriteString("You enrich a dictionary headword. Reply with JSON for the schema.\n")
+		b.WriteString("Enrich a dictionary headword. Reply in JSON.")
 	default:
-		b.WriteString("You enrich one sense of a dictionary headword. Reply with JSON for the schema. N is the count given.\n")
+		b.WriteString("Enrich one sense of a dictionary headword. Reply in JSON.")
 	}
-	generative := false
+	if s.hasCounted {
+		b.WriteString(" N: counts to give.")
+	}
 	for _, c := range comps {
-		b.WriteString("- ")
+		b.WriteString("\n- ")
 		b.WriteString(c.Rule)
-		b.WriteByte('\n')
-		if c.CountOf != nil {
-			generative = true
-		}
+		s.temperature = max(s.temperature, c.Temperature)
 	}
-	defSchema := objectSchema(defComps)
-	schema := defSchema
-	if kind == store.TargetWord {
-		props := map[string]any{}
-		req := []string{}
-		if len(defComps) > 0 {
-			props["senses"] = map[string]any{"type": "array", "items": defSchema}
-			req = append(req, "senses")
+	s.developer = b.String()
+	switch {
+	case kind == store.TargetWord && s.hasDef:
+		var top orderedProps
+		top.add("senses", map[string]any{"type": "array", "items": defProps.schema(), "minItems": nSenses, "maxItems": nSenses})
+		for i, k := range topProps.keys {
+			top.add(k, topProps.vals[i])
 		}
-		for _, c := range wordComps {
-			props[c.Name] = c.Schema
-			req = append(req, c.Name)
-		}
-		schema = map[string]any{"type": "object", "properties": props, "required": req, "additionalProperties": false}
+		s.schema = top.schema()
+	case kind == store.TargetWord:
+		s.schema = topProps.schema()
+	default:
+		s.schema = defProps.schema()
 	}
-	sj, _ := json.Marshal(schema)
-	s := &static{
-		developer:    strings.TrimRight(b.String(), "\n"),
-		schema:       schema,
-		schemaTokens: CountTokens(string(sj)),
-		generative:   generative,
+	sj, err := marshalJSON(s.schema)
+	if err != nil {
+		return nil, fmt.Errorf("error encoding schema: %w", err)
 	}
+	s.schemaTokens = CountTokens(string(sj))
 	s.devTokens = CountTokens(s.developer)
-	v, _ := staticCache.LoadOrStore(key, s)
-	return v.(*static)
-}
-
-func objectSchema(comps []*Component) map[string]any {
-	props := map[string]any{}
-	req := make([]string, 0, len(comps))
+	s.sensesKey = CountTokens(`"senses":`)
 	for _, c := range comps {
-		props[c.Name] = c.Schema
-		req = append(req, c.Name)
+		vj, err := marshalJSON(c.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("error encoding schema of %s: %w", c.Name, err)
+		}
+		s.keys[c.Name] = CountTokens(`"` + c.Name + `":`)
+		s.own[c.Name] = CountTokens("- "+c.Rule) + CountTokens(string(vj)) + s.keys[c.Name]
 	}
-	return map[string]any{"type": "object", "properties": props, "required": req, "additionalProperties": false}
+	v, _ := staticCache.LoadOrStore(key, s)
+	return v.(*static), nil
 }
 
 // Render builds the chat-completions body for t on model. The developer message and schema are static for a
@@ -188,24 +230,58 @@ func Render(model string, t Target) (Rendered, error) {
 	if err != nil {
 		return Rendered{}, err
 	}
-	if t.Kind == store.TargetDefinition && len(t.Defs) != 1 {
-		return Rendered{}, fmt.Errorf("a definition request needs exactly one definition, got %d", len(t.Defs))
+	hasDef := false
+	for _, c := range comps {
+		if c.Level == DefinitionLevel {
+			hasDef = true
+		}
 	}
-	st := staticFor(t.Kind, comps)
-	user := userMessage(t, comps)
-	var out int64 = 10
+	switch t.Kind {
+	case store.TargetDefinition:
+		if len(t.Defs) != 1 {
+			return Rendered{}, fmt.Errorf("a definition request needs exactly one definition, got %d", len(t.Defs))
+		}
+		for _, c := range comps {
+			if c.Level == WordLevel {
+				return Rendered{}, fmt.Errorf("component %s is asked per word, not in a definition request", c.Name)
+			}
+		}
+	case store.TargetWord:
+		if hasDef && len(t.Defs) == 0 {
+			return Rendered{}, fmt.Errorf("a word request for definition components needs its definitions")
+		}
+	default:
+		return Rendered{}, fmt.Errorf("unknown request kind %q", t.Kind)
+	}
+	nSenses := 0
+	if t.Kind == store.TargetWord && hasDef {
+		nSenses = len(t.Defs)
+	}
+	st, err := staticFor(t.Kind, nSenses, comps)
+	if err != nil {
+		return Rendered{}, err
+	}
+	user := userMessage(t, comps, hasDef)
+
+	// Modelled output, per component: its key and value for every sense (or once for a word component).
+	outOwn := make(map[string]int64, len(comps))
+	var out int64 = 3 // braces and the end of the message
 	for _, c := range comps {
 		if c.Level == WordLevel {
-			out += int64(c.OutputTokens(Counts{}))
+			outOwn[c.Name] = st.keys[c.Name] + int64(c.OutputTokens(t.WordCounts))
 			continue
 		}
 		for _, d := range t.Defs {
-			out += int64(c.OutputTokens(d.Counts))
+			outOwn[c.Name] += st.keys[c.Name] + int64(c.OutputTokens(d.Counts))
 		}
 	}
-	if t.Kind == store.TargetWord {
-		out += int64(4 * len(t.Defs))
+	if nSenses > 0 {
+		out += st.sensesKey + int64(2*nSenses)
 	}
+	for _, v := range outOwn {
+		out += v
+	}
+
 	bd := body{
 		Model: model,
 		ResponseFormat: responseFormat{Type: "json_schema", JSONSchema: jsonSchema{
@@ -220,24 +296,64 @@ func Render(model string, t Target) (Rendered, error) {
 		bd.ReasoningEffort = "minimal"
 	} else {
 		bd.MaxTokens = int(out)*2 + 200
-		temp := 0.3
-		if st.generative {
-			temp = 0.7
-		}
+		temp := st.temperature
 		bd.Temperature = &temp
 	}
 	bd.Messages = []message{{Role: role, Content: st.developer}, {Role: "user", Content: user}}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(bd); err != nil {
+	raw, err := marshalJSON(bd)
+	if err != nil {
 		return Rendered{}, fmt.Errorf("error encoding body: %w", err)
 	}
-	raw := bytes.TrimRight(buf.Bytes(), "\n")
 	sum := sha256.Sum256(raw)
-	// Chat framing: about 3 tokens per message plus 3 for the reply priming.
-	in := st.devTokens + st.schemaTokens + CountTokens(user) + 2*3 + 3
-	return Rendered{Body: raw, Hash: hex.EncodeToString(sum[:16]), InputTokens: in, OutputTokens: out}, nil
+	static := st.devTokens + st.schemaTokens + messageFraming(role)
+	in := static + CountTokens(user) + messageFraming("user") + replyPriming
+	r := Rendered{Body: raw, Hash: hex.EncodeToString(sum[:16]), InputTokens: in, StaticTokens: static, OutputTokens: out}
+	inW := make([]int64, len(comps))
+	outW := make([]int64, len(comps))
+	for i, c := range comps {
+		inW[i] = st.own[c.Name]
+		outW[i] = outOwn[c.Name]
+	}
+	inShare, outShare := split(in, inW), split(out, outW)
+	for i, c := range comps {
+		r.Parts = append(r.Parts, Part{Component: c.Name, InputTokens: inShare[i], OutputTokens: outShare[i]})
+	}
+	return r, nil
+}
+
+// split divides total in proportion to weights (largest remainder), so the shares add up to total exactly.
+func split(total int64, weights []int64) []int64 {
+	out := make([]int64, len(weights))
+	var sum int64
+	for _, w := range weights {
+		sum += w
+	}
+	if len(weights) == 0 {
+		return out
+	}
+	if sum == 0 {
+		for i := range weights {
+			weights[i] = 1
+		}
+		sum = int64(len(weights))
+	}
+	type rem struct {
+		i int
+		r int64
+	}
+	rems := make([]rem, len(weights))
+	var given int64
+	for i, w := range weights {
+		out[i] = total * w / sum
+		given += out[i]
+		rems[i] = rem{i, total * w % sum}
+	}
+	sort.SliceStable(rems, func(a, b int) bool { return rems[a].r > rems[b].r })
+	for k := 0; given < total; k++ {
+		out[rems[k%len(rems)].i]++
+		given++
+	}
+	return out
 }
 
 func components(names []string) ([]*Component, error) {
@@ -255,12 +371,12 @@ func components(names []string) ([]*Component, error) {
 	return out, nil
 }
 
-func clip(s string) string {
+func clip(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= maxTextLen {
+	if len(s) <= n {
 		return s
 	}
-	cut := maxTextLen
+	cut := n
 	for cut > 0 && !utf8Start(s[cut]) {
 		cut--
 	}
@@ -269,20 +385,20 @@ func clip(s string) string {
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
-func countsText(comps []*Component, c Counts) string {
+func countsText(comps []*Component, level Level, c Counts) string {
 	var parts []string
 	for _, comp := range comps {
-		if comp.Level == DefinitionLevel && comp.CountOf != nil {
+		if comp.Level == level && comp.CountOf != nil {
 			parts = append(parts, comp.Name+" "+strconv.Itoa(comp.CountOf(c)))
 		}
 	}
 	return strings.Join(parts, ", ")
 }
 
-func userMessage(t Target, comps []*Component) string {
+func userMessage(t Target, comps []*Component, hasDef bool) string {
 	var b strings.Builder
 	b.WriteString("word: ")
-	b.WriteString(clip(t.Word))
+	b.WriteString(clip(t.Word, maxTextLen))
 	if t.Language != "" && t.Language != "en" {
 		b.WriteString("\nlanguage: ")
 		b.WriteString(t.Language)
@@ -292,20 +408,32 @@ func userMessage(t Target, comps []*Component) string {
 		b.WriteString("\npos: ")
 		b.WriteString(d.PartOfSpeech)
 		b.WriteString("\ndefinition: ")
-		b.WriteString(clip(d.Text))
-		if ct := countsText(comps, d.Counts); ct != "" {
+		b.WriteString(clip(d.Text, maxTextLen))
+		if ct := countsText(comps, DefinitionLevel, d.Counts); ct != "" {
 			b.WriteString("\nN: ")
 			b.WriteString(ct)
 		}
 		return b.String()
 	}
-	hasDef := false
-	for _, c := range comps {
-		if c.Level == DefinitionLevel {
-			hasDef = true
+	if ct := countsText(comps, WordLevel, t.WordCounts); ct != "" {
+		b.WriteString("\nN: ")
+		b.WriteString(ct)
+	}
+	asked := func(name string) bool { return slices.Contains(t.Components, name) }
+	if asked("etymology") && len(t.Sources) > 0 {
+		b.WriteString("\netymology notes from other dictionaries:")
+		for _, s := range t.Sources[:min(len(t.Sources), maxSources)] {
+			b.WriteString("\n- ")
+			b.WriteString(clip(s, maxSourceLen))
 		}
 	}
 	if !hasDef {
+		if t.Gloss != nil {
+			b.WriteString("\nmain sense: (")
+			b.WriteString(t.Gloss.PartOfSpeech)
+			b.WriteString(") ")
+			b.WriteString(clip(t.Gloss.Text, maxTextLen))
+		}
 		return b.String()
 	}
 	b.WriteString("\nsenses:")
@@ -315,8 +443,8 @@ func userMessage(t Target, comps []*Component) string {
 		b.WriteString(". (")
 		b.WriteString(d.PartOfSpeech)
 		b.WriteString(") ")
-		b.WriteString(clip(d.Text))
-		if ct := countsText(comps, d.Counts); ct != "" {
+		b.WriteString(clip(d.Text, maxTextLen))
+		if ct := countsText(comps, DefinitionLevel, d.Counts); ct != "" {
 			b.WriteString(" [N: ")
 			b.WriteString(ct)
 			b.WriteString("]")
