@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -21,10 +22,19 @@ func Sweep(ctx context.Context, d *pipeline.Deps) error {
 	cfg := d.Config
 	var errs []error
 
-	// 1. Pending requests: one build per model whose oldest request waited past the flush delay.
+	// 1. Pending requests: one build per model whose oldest request waited past the flush delay. While a
+	// job is still expanding, its requests are not flushed piecemeal: the expansion triggers the build when
+	// it ends, so a big job goes out in full batches rather than many small ones.
+	expanding, err := d.Store.Jobs.CountDocuments(ctx, bson.M{"status": store.JobExpanding, "updated_at": bson.M{"$gt": now.Add(-cfg.StaleAfter)}})
+	if err != nil {
+		return fmt.Errorf("error counting expanding jobs: %w", err)
+	}
 	models, err := store.DistinctStrings(ctx, d.Store.Requests, "model", bson.M{"state": store.StatePending})
 	if err != nil {
 		return err
+	}
+	if expanding > 0 {
+		models = nil
 	}
 	for _, m := range models {
 		var oldest store.Request

@@ -43,7 +43,10 @@ func (r *Report) WriteText(out io.Writer) error {
 			m, p.Input, p.Output, p.BatchInput, p.BatchOutput, cached)
 	}
 	fmt.Fprintf(&b, "cache: %s\n", r.CacheBasis)
-	if _, err := io.WriteString(out, b.String()); err != nil {
+	if r.Words == 0 {
+		b.WriteString("nothing to estimate\n")
+	}
+	if _, err := io.WriteString(out, b.String()); err != nil || r.Words == 0 {
 		return err
 	}
 	for _, m := range r.Modes {

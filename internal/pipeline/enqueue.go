@@ -253,7 +253,7 @@ func (d *Deps) inFlight(ctx context.Context, defIDs []bson.ObjectID, job *store.
 		"definition_ids": bson.M{"$in": defIDs},
 		"state":          bson.M{"$in": bson.A{store.StatePending, store.StateClaimed, store.StateSubmitted}},
 		"job_ids":        bson.M{"$ne": job.ID},
-		"model":          job.Model,
+		"model":          bson.M{"$in": synthesis.Models(job.Model, job.Components)},
 	}, options.Find().SetProjection(bson.M{"definition_ids": 1, "components": 1}))
 	if err != nil {
 		return nil, nil, fmt.Errorf("error finding requests in flight: %w", err)

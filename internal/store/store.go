@@ -32,7 +32,7 @@ func Connect(ctx context.Context, uri string, opts ...*options.ClientOptions) (*
 }
 
 func dial(ctx context.Context, uri string, opts ...*options.ClientOptions) (*mongo.Client, error) {
-	o := options.Client().ApplyURI(uri).SetTimeout(60 * time.Second)
+	o := options.Client().ApplyURI(uri).SetTimeout(2 * time.Minute)
 	cl, err := mongo.Connect(append([]*options.ClientOptions{o}, opts...)...)
 	if err != nil {
 		// The driver's error may quote the URI; callers log only this message.

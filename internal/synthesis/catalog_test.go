@@ -374,6 +374,12 @@ func TestRouting(t *testing.T) {
 			t.Fatalf("%s: %v, want %v", m, byModel[m], w)
 		}
 	}
+	if got := Models(ModelAuto, []string{"cefr_level", "synonyms"}); !slices.Equal(got, []string{"gpt-5-mini", "gpt-5-nano"}) {
+		t.Fatalf("Models(auto) = %v", got)
+	}
+	if got := Models("gpt-4o-mini", Names()); !slices.Equal(got, []string{"gpt-4o-mini"}) {
+		t.Fatalf("Models(gpt-4o-mini) = %v", got)
+	}
 	// A named model overrides the table; older models get max_tokens, a temperature and the system role.
 	planned, err = Plan(testWord(1), PlanOptions{Mode: ModePacked, Model: "gpt-4o-mini", Components: []string{"synonyms", "cefr_level"}})
 	if err != nil || len(planned) != 1 {

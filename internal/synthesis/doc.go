@@ -10,6 +10,15 @@
 // etymology, facts. "all" is every one; "default" is Floridify's default_components() at HEAD (its default
 // definition components plus pronunciation and etymology).
 //
+// A definition component is missing when Floridify's field is empty (an empty list, null, ""), as Floridify
+// decides; a word component is missing when the word's synthesis entry lacks it: no pronunciation_id naming an
+// existing pronunciation, no etymology text, no existing fact among fact_ids. The pipeline loads that state per
+// chunk of words; offline, everything is missing.
+//
+// Floridify asks for an etymology only when some provider has one, and passes those texts in; we give other
+// providers' etymologies to the model when there are any, but ask regardless: a batch run typically enriches
+// words no provider has described.
+//
 // word_forms is listed among Floridify's word-level components, but Floridify asks it with the part of speech
 // and stores the answer on every Definition.word_forms; here it is a definition-level component, so its Missing
 // rule (an empty list), its apply rule and every request mode work per definition.

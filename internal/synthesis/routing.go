@@ -1,5 +1,7 @@
 package synthesis
 
+import "slices"
+
 // ModelAuto asks for model routing: each component goes to its tier's model (TierModels). Any other model
 // name overrides the table and sends every request to that model.
 const ModelAuto = "auto"
@@ -17,4 +19,19 @@ func RouteModel(model string, c *Component) string {
 		return model
 	}
 	return TierModels[c.Tier]
+}
+
+// Models lists the models a job's requests go to: model itself, or with ModelAuto the tier models of comps.
+// Queries for a job's requests (in flight, to build) filter on these, never on "auto".
+func Models(model string, comps []string) []string {
+	if model != ModelAuto {
+		return []string{model}
+	}
+	var out []string
+	for _, n := range sortComponents(comps) {
+		if c, ok := byName[n]; ok && !slices.Contains(out, TierModels[c.Tier]) {
+			out = append(out, TierModels[c.Tier])
+		}
+	}
+	return out
 }

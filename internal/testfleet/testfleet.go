@@ -15,13 +15,17 @@ import (
 	"github.com/floridify/batchsynth/internal/config"
 	"github.com/floridify/batchsynth/internal/emulator"
 	"github.com/floridify/batchsynth/internal/fleet"
+	"github.com/floridify/batchsynth/internal/openaibatch"
 	"github.com/floridify/batchsynth/internal/testenv"
 )
 
 // Options shape the fleet; zero values give a fast test fleet.
 type Options struct {
-	Workers  int             // worker servers (separate asynq servers, as separate processes would be); default 2
-	Emulator emulator.Config // instant pace unless set
+	Workers    int             // worker servers (separate asynq servers, as separate processes would be); default 2
+	Schedulers int             // scheduler instances competing for the lease; default 1
+	Emulator   emulator.Config // instant pace unless set
+	// OpenAITimeout, when set, is every process's per-attempt OpenAI request timeout (the fleet's own is 2 min).
+	OpenAITimeout time.Duration
 	// Tune adjusts the configuration before the fleet starts.
 	Tune func(*config.Config)
 }
@@ -32,6 +36,27 @@ type Fleet struct {
 	Emulator     *emulator.Server
 	Config       config.Config
 	Database     string
+	RedisURL     string
+	// Workers and Schedulers are the running roles, each on its own process-like fleet.Fleet (own id and
+	// connections); Stop one to act out a process that goes away.
+	Workers    []*Role
+	Schedulers []*Role
+}
+
+// Role is one worker or scheduler of the fleet.
+type Role struct {
+	Fleet  *fleet.Fleet
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// ID is the role's process id (what the scheduler lease holds).
+func (r *Role) ID() string { return r.Fleet.ID }
+
+// Stop stops the role as SIGTERM would (a scheduler gives up its lease) and waits for it.
+func (r *Role) Stop() {
+	r.cancel()
+	<-r.done
 }
 
 // Start runs the fleet until the test ends.
@@ -61,23 +86,51 @@ func Start(t testing.TB, o Options) *Fleet {
 	if workers == 0 {
 		workers = 2
 	}
+	schedulers := max(o.Schedulers, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	var first *fleet.Fleet
 	var all []*fleet.Fleet
-	for i := 0; i < workers; i++ {
-		f, err := fleet.Open(ctx, cfg, log.With("process", i))
+	tf := &Fleet{Config: cfg, Database: db, RedisURL: redisURL, Emulator: emu}
+	open := func(name string, i int) *fleet.Fleet {
+		f, err := fleet.Open(ctx, cfg, log.With("process", name, "n", i))
 		if err != nil {
 			cancel()
-			t.Fatalf("open fleet process %d: %v", i, err)
+			wg.Wait()
+			for _, f := range all {
+				f.Close()
+			}
+			t.Fatalf("open fleet process %s %d: %v", name, i, err)
+		}
+		if o.OpenAITimeout > 0 {
+			f.OpenAI = openaibatch.New(openaibatch.Options{APIKey: cfg.OpenAIKey, BaseURL: cfg.OpenAIBaseURL, MaxRetries: 3, Timeout: o.OpenAITimeout})
+			f.Deps.OpenAI = f.OpenAI
 		}
 		all = append(all, f)
-		if first == nil {
-			first = f
-		}
-		wg.Go(func() { _ = f.RunWorker(ctx) })
+		return f
 	}
-	wg.Go(func() { _ = first.RunScheduler(ctx) })
+	run := func(f *fleet.Fleet, fn func(*fleet.Fleet, context.Context) error) *Role {
+		rctx, rcancel := context.WithCancel(ctx)
+		r := &Role{Fleet: f, cancel: rcancel, done: make(chan struct{})}
+		wg.Go(func() {
+			defer close(r.done)
+			_ = fn(f, rctx)
+		})
+		return r
+	}
+	for i := 0; i < workers; i++ {
+		f := open("worker", i)
+		if tf.Fleet == nil {
+			tf.Fleet = f
+		}
+		tf.Workers = append(tf.Workers, run(f, (*fleet.Fleet).RunWorker))
+	}
+	for i := 0; i < schedulers; i++ {
+		f := tf.Fleet // the first scheduler shares the first process, as `batchsynth dev` does
+		if i > 0 {
+			f = open("scheduler", i)
+		}
+		tf.Schedulers = append(tf.Schedulers, run(f, (*fleet.Fleet).RunScheduler))
+	}
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
@@ -85,5 +138,5 @@ func Start(t testing.TB, o Options) *Fleet {
 			f.Close()
 		}
 	})
-	return &Fleet{Fleet: first, Emulator: emu, Config: cfg, Database: db}
+	return tf
 }
