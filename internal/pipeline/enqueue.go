@@ -202,6 +202,7 @@ func (d *Deps) expandChunk(ctx context.Context, job *store.Job, words []store.In
 		return 0, nil, nil, err
 	}
 	var models []mongo.WriteModel
+	var reqIDs []string
 	var ierrs []store.InputError
 	for _, id := range ids {
 		w := idWord[id]
@@ -225,17 +226,32 @@ func (d *Deps) expandChunk(ctx context.Context, job *store.Job, words []store.In
 				"created_at": now, "updated_at": now,
 			}
 			cp.markCached(p, doc, now)
-			models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": p.ID}).
-				SetUpdate(bson.M{"$setOnInsert": doc, "$addToSet": bson.M{"job_ids": job.ID}}).SetUpsert(true))
+			doc["_id"], doc["job_ids"] = p.ID, []string{job.ID}
+			models = append(models, mongo.NewInsertOneModel().SetDocument(doc))
+			reqIDs = append(reqIDs, p.ID)
 		}
 	}
-	if len(inflightIDs) > 0 {
-		// Pieces already asked by another job: this job follows them instead of paying again.
-		models = append(models, mongo.NewUpdateManyModel().SetFilter(bson.M{"_id": bson.M{"$in": inflightIDs}}).
-			SetUpdate(bson.M{"$addToSet": bson.M{"job_ids": job.ID}}))
+	// Insert-if-absent: the deterministic _id refuses a piece that is already requested. One insert command
+	// for the chunk, then one update for the pieces that existed, is far cheaper than an upsert per request.
+	follow := inflightIDs
+	if len(models) > 0 {
+		if err := d.Store.BulkWrite(ctx, d.Store.Requests, models, false); err != nil {
+			dups, ok := store.DuplicateIndexes(err)
+			if !ok {
+				return 0, nil, nil, fmt.Errorf("error writing requests: %w", err)
+			}
+			for _, i := range dups {
+				follow = append(follow, reqIDs[i])
+			}
+		}
 	}
-	if err := d.Store.BulkWrite(ctx, d.Store.Requests, models, false); err != nil {
-		return 0, nil, nil, fmt.Errorf("error writing requests: %w", err)
+	if len(follow) > 0 {
+		// Pieces already requested (by another job, or by an earlier run of this one): this job follows them
+		// instead of paying again.
+		if _, err := d.Store.Requests.UpdateMany(ctx, bson.M{"_id": bson.M{"$in": follow}},
+			bson.M{"$addToSet": bson.M{"job_ids": job.ID}}); err != nil {
+			return 0, nil, nil, fmt.Errorf("error linking requests to job: %w", err)
+		}
 	}
 	if err := d.settleChunk(ctx, job, cp); err != nil {
 		return 0, nil, nil, err
@@ -304,7 +320,12 @@ func (d *Deps) upsertInline(ctx context.Context, words []store.InputWord, wordID
 			}
 		}
 	}
+	type entryLink struct {
+		id   bson.ObjectID
+		defs []bson.ObjectID
+	}
 	var wm, dm, em []mongo.WriteModel
+	var entryDefs []entryLink
 	for _, w := range words {
 		lang := langOf(w)
 		k := lang + "\x00" + w.Word
@@ -312,38 +333,54 @@ func (d *Deps) upsertInline(ctx context.Context, words []store.InputWord, wordID
 		if !ok {
 			id = detID("word", lang, w.Word)
 			wordIDs[k] = id
-			wm = append(wm, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": id}).SetUpsert(true).SetUpdate(bson.M{
-				"$setOnInsert": store.Word{ID: id, Text: w.Word, Normalized: normalize(w.Word), Lemma: normalize(w.Word),
-					Languages: []string{lang}, CorpusIDs: []bson.ObjectID{}, CreatedAt: t, UpdatedAt: t, Version: 1},
-			}))
+			wm = append(wm, mongo.NewInsertOneModel().SetDocument(store.Word{ID: id, Text: w.Word, Normalized: normalize(w.Word),
+				Lemma: normalize(w.Word), Languages: []string{lang}, CorpusIDs: []bson.ObjectID{}, CreatedAt: t, UpdatedAt: t, Version: 1}))
 		}
 		entryID := detID("entry", id.Hex(), store.ProviderSynthesis)
 		var defIDs []bson.ObjectID
 		for _, df := range w.Definitions {
 			did := detID("definition", id.Hex(), df.PartOfSpeech, df.Text)
 			defIDs = append(defIDs, did)
-			dm = append(dm, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": did}).SetUpsert(true).SetUpdate(bson.M{
-				"$setOnInsert": newDefinition(did, id, entryID, df, t),
-			}))
+			dm = append(dm, mongo.NewInsertOneModel().SetDocument(newDefinition(did, id, entryID, df, t)))
 		}
-		em = append(em, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": entryID}).SetUpsert(true).SetUpdate(bson.M{
-			"$setOnInsert": bson.M{"word_id": id, "provider": store.ProviderSynthesis, "languages": []string{lang},
-				"pronunciation_id": nil, "fact_ids": []bson.ObjectID{}, "image_ids": []bson.ObjectID{}, "etymology": nil,
-				"phrases": bson.A{}, "source_entries": bson.A{}, "created_at": t, "version": 1},
-			"$addToSet": bson.M{"definition_ids": bson.M{"$each": defIDs}},
-			"$set":      bson.M{"updated_at": t},
-		}))
+		em = append(em, mongo.NewInsertOneModel().SetDocument(bson.M{"_id": entryID, "word_id": id, "provider": store.ProviderSynthesis,
+			"languages": []string{lang}, "definition_ids": defIDs, "pronunciation_id": nil, "fact_ids": []bson.ObjectID{},
+			"image_ids": []bson.ObjectID{}, "etymology": nil, "phrases": bson.A{}, "source_entries": bson.A{},
+			"created_at": t, "updated_at": t, "version": 1}))
+		entryDefs = append(entryDefs, entryLink{entryID, defIDs})
 	}
+	// Insert-if-absent with deterministic ids: one insert command per collection; a duplicate key means the
+	// document is already there (an earlier run, or Floridify's own).
 	for _, step := range []struct {
 		c  *mongo.Collection
 		ms []mongo.WriteModel
-	}{{d.Store.Words, wm}, {d.Store.Definitions, dm}, {d.Store.Entries, em}} {
+	}{{d.Store.Words, wm}, {d.Store.Definitions, dm}} {
 		if len(step.ms) == 0 {
 			continue
 		}
 		if err := d.Store.BulkWrite(ctx, step.c, step.ms, false); err != nil && !onlyDuplicates(err) {
-			return fmt.Errorf("error upserting %s: %w", step.c.Name(), err)
+			return fmt.Errorf("error inserting %s: %w", step.c.Name(), err)
 		}
+	}
+	if len(em) == 0 {
+		return nil
+	}
+	err = d.Store.BulkWrite(ctx, d.Store.Entries, em, false)
+	if err == nil {
+		return nil
+	}
+	dups, ok := store.DuplicateIndexes(err)
+	if !ok {
+		return fmt.Errorf("error inserting dictionary entries: %w", err)
+	}
+	// Existing synthesis entries gain the submitted definitions.
+	var link []mongo.WriteModel
+	for _, i := range dups {
+		link = append(link, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": entryDefs[i].id}).SetUpdate(bson.M{
+			"$addToSet": bson.M{"definition_ids": bson.M{"$each": entryDefs[i].defs}}, "$set": bson.M{"updated_at": t}}))
+	}
+	if err := d.Store.BulkWrite(ctx, d.Store.Entries, link, false); err != nil {
+		return fmt.Errorf("error linking definitions to entries: %w", err)
 	}
 	return nil
 }

@@ -277,6 +277,10 @@ func (s *Store) BulkWrite(ctx context.Context, c *mongo.Collection, models []mon
 	if size <= 0 {
 		size = MaxBulkDefault
 	}
+	if allInserts(models) {
+		// Inserts are one command of many documents, which FerretDB handles well; only updates must be split.
+		size = len(models)
+	}
 	var errs []error
 	for start := 0; start < len(models); start += size {
 		end := min(start+size, len(models))
@@ -289,4 +293,30 @@ func (s *Store) BulkWrite(ctx context.Context, c *mongo.Collection, models []mon
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func allInserts(models []mongo.WriteModel) bool {
+	for _, m := range models {
+		if _, ok := m.(*mongo.InsertOneModel); !ok {
+			return false
+		}
+	}
+	return len(models) > 0
+}
+
+// DuplicateIndexes returns the positions of the models a bulk write refused as duplicate keys, and false if
+// it failed for any other reason.
+func DuplicateIndexes(err error) ([]int, bool) {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		return nil, false
+	}
+	out := make([]int, 0, len(bwe.WriteErrors))
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 {
+			return nil, false
+		}
+		out = append(out, we.Index)
+	}
+	return out, true
 }

@@ -246,8 +246,7 @@ func (w *Writes) addExamples(def bson.ObjectID, texts []string) {
 			ID: id, DefinitionID: def, Text: text, Type: "generated", ModelInfo: w.modelInfo(),
 			CreatedAt: w.Now, UpdatedAt: w.Now, Version: 1,
 		}
-		w.examples = append(w.examples, mongo.NewUpdateOneModel().
-			SetFilter(bson.M{"_id": id}).SetUpdate(bson.M{"$setOnInsert": doc}).SetUpsert(true))
+		w.examples = append(w.examples, mongo.NewInsertOneModel().SetDocument(doc))
 	}
 }
 
@@ -273,8 +272,7 @@ func (w *Writes) setPronunciation(in ApplyInput, v pronunciationValue) {
 		ID: id, WordID: in.WordID, Phonetic: v.Phonetic, IPA: v.IPA, AudioFileIDs: []bson.ObjectID{},
 		Syllables: []string{}, ModelInfo: w.modelInfo(), CreatedAt: w.Now, UpdatedAt: w.Now, Version: 1,
 	}
-	w.pronunciations = append(w.pronunciations, mongo.NewUpdateOneModel().
-		SetFilter(bson.M{"_id": id}).SetUpdate(bson.M{"$setOnInsert": doc}).SetUpsert(true))
+	w.pronunciations = append(w.pronunciations, mongo.NewInsertOneModel().SetDocument(doc))
 	w.touchEntry(in.WordID)
 	w.entrySets[in.WordID]["pronunciation_id"] = id
 	if in.Force {
@@ -296,8 +294,7 @@ func (w *Writes) addFacts(in ApplyInput, facts []factValue) {
 		ids[i] = id
 		doc := store.Fact{ID: id, WordID: in.WordID, Content: f.Content, Category: f.Category, ModelInfo: w.modelInfo(),
 			CreatedAt: w.Now, UpdatedAt: w.Now, Version: 1}
-		w.facts = append(w.facts, mongo.NewUpdateOneModel().
-			SetFilter(bson.M{"_id": id}).SetUpdate(bson.M{"$setOnInsert": doc}).SetUpsert(true))
+		w.facts = append(w.facts, mongo.NewInsertOneModel().SetDocument(doc))
 	}
 	if in.Force {
 		f := w.forcedWord(in.WordID)
