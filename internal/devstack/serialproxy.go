@@ -31,6 +31,9 @@ type serialProxy struct {
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]struct{}
+
+	helloMu sync.Mutex
+	hello   map[uint32][]byte // first reply to a hello, by request opcode
 }
 
 // maxMessage bounds one wire message (MongoDB's own limit is 48 MB).
@@ -48,7 +51,7 @@ func startSerialProxy(upstream string) (*serialProxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("error listening for the FerretDB proxy: %w", err)
 	}
-	p := &serialProxy{ln: ln, upstream: upstream, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	p := &serialProxy{ln: ln, upstream: upstream, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, hello: map[uint32][]byte{}}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -97,7 +100,21 @@ func (p *serialProxy) serve(c net.Conn) {
 }
 
 // exchange sends one request upstream and reads its replies, holding the upstream to itself meanwhile.
+// Handshakes and heartbeats (hello, isMaster) are answered from the first upstream answer instead: behind a
+// slow write they would otherwise wait past the driver's heartbeat timeout, and a failed heartbeat makes the
+// driver drop every connection it has in use.
 func (p *serialProxy) exchange(msg []byte) ([][]byte, error) {
+	hello := isHello(msg)
+	if hello {
+		p.helloMu.Lock()
+		cached := p.hello[opcode(msg)]
+		p.helloMu.Unlock()
+		if cached != nil {
+			r := append([]byte(nil), cached...)
+			copy(r[8:12], msg[4:8]) // responseTo = the request's id
+			return [][]byte{r}, nil
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.up == nil {
@@ -132,6 +149,13 @@ func (p *serialProxy) exchange(msg []byte) ([][]byte, error) {
 		}
 		out = append(out, r)
 		if !isOpMsg(r) || flags(r)&moreToCome == 0 {
+			if hello && len(out) == 1 {
+				p.helloMu.Lock()
+				if p.hello[opcode(msg)] == nil {
+					p.hello[opcode(msg)] = append([]byte(nil), r...)
+				}
+				p.helloMu.Unlock()
+			}
 			return out, nil
 		}
 	}
@@ -184,6 +208,25 @@ func handshakeDoc(m []byte) (bson.Raw, int, int) {
 		}
 	}
 	return nil, 0, 0
+}
+
+func opcode(m []byte) uint32 { return binary.LittleEndian.Uint32(m[12:16]) }
+
+// isHello reports a handshake or heartbeat command.
+func isHello(m []byte) bool {
+	doc, _, _ := handshakeDoc(m)
+	if doc == nil {
+		return false
+	}
+	elems, err := doc.Elements()
+	if err != nil || len(elems) == 0 {
+		return false
+	}
+	switch elems[0].Key() {
+	case "hello", "isMaster", "ismaster":
+		return true
+	}
+	return false
 }
 
 func hasClientMetadata(m []byte) bool {
