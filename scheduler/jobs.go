@@ -298,7 +298,7 @@ func runReprocess(ctx context.Context, d *pipeline.Deps, j *PeriodicJob) (string
 	// In slices: an $in of a few hundred thousand ids would pass MongoDB's 16 MB command limit.
 	for start := 0; start < len(reqIDs); start += 10_000 {
 		ids := reqIDs[start:min(start+10_000, len(reqIDs))]
-		if _, err := d.Store.Requests.UpdateMany(ctx, bson.M{"_id": bson.M{"$in": ids}},
+		if _, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"_id": bson.M{"$in": ids}},
 			bson.M{"$set": bson.M{"superseded_by": jobID}}); err != nil {
 			return jobID, len(words), fmt.Errorf("job %s submitted, but its old requests were not marked superseded (the next run repeats them): %w", jobID, err)
 		}

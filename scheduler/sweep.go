@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -68,7 +69,7 @@ func Sweep(ctx context.Context, d *pipeline.Deps) error {
 		if err := c2.All(ctx, &rows); err == nil {
 			for _, r := range rows {
 				t, _ := tasks.NewApplyResultsTask(r.ID)
-				errs = append(errs, tasks.Enqueue(d.Queue, t))
+				errs = append(errs, enqueueFixedID(d, t, tasks.QueueApply, tasks.TypeApplyResults+":"+r.ID))
 			}
 		}
 	}
@@ -83,7 +84,7 @@ func Sweep(ctx context.Context, d *pipeline.Deps) error {
 		if err := c3.All(ctx, &rows); err == nil {
 			for _, r := range rows {
 				t, _ := tasks.NewEnqueueWordsTask(r.ID)
-				errs = append(errs, tasks.Enqueue(d.Queue, t))
+				errs = append(errs, enqueueFixedID(d, t, tasks.QueueEnqueue, tasks.TypeEnqueueWords+":"+r.ID))
 			}
 		}
 	}
@@ -99,7 +100,7 @@ func Sweep(ctx context.Context, d *pipeline.Deps) error {
 				continue
 			}
 			if b == nil || b.State == store.BatchAbandoned {
-				_, err := d.Store.Requests.UpdateMany(ctx, bson.M{"batch_id": id, "state": store.StateClaimed},
+				_, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"batch_id": id, "state": store.StateClaimed},
 					bson.M{"$set": bson.M{"state": store.StatePending, "updated_at": now}, "$unset": bson.M{"batch_id": ""}, "$inc": bson.M{"attempts": -1}})
 				errs = append(errs, err)
 			}
@@ -126,6 +127,22 @@ func enqueueBuild(d *pipeline.Deps, model string) error {
 	t, err := tasks.NewBuildBatchTask(model, true)
 	if err != nil {
 		return err
+	}
+	return tasks.Enqueue(d.Queue, t)
+}
+
+// enqueueFixedID enqueues a task that has a fixed id (queue, id). An archived task of that id (its retries ran
+// out, say through a long MongoDB outage) would block the enqueue for as long as asynq keeps it, stranding
+// its batch or job for good: it is deleted first. A task that is pending, scheduled, retrying or active is
+// left alone, and the enqueue is then a no-op.
+func enqueueFixedID(d *pipeline.Deps, t *asynq.Task, queue, id string) error {
+	if d.Redis != nil {
+		insp := asynq.NewInspectorFromRedisClient(d.Redis)
+		if info, err := insp.GetTaskInfo(queue, id); err == nil && info.State == asynq.TaskStateArchived {
+			if err := insp.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+				return fmt.Errorf("error deleting archived task %s: %w", id, err)
+			}
+		}
 	}
 	return tasks.Enqueue(d.Queue, t)
 }

@@ -21,14 +21,18 @@ import (
 // ApplyChunk is how many result lines are settled per round of bulk writes (about five round trips a chunk).
 const ApplyChunk = 2500
 
-// applyLease bounds how long one applier owns a batch before another may take over.
-const applyLease = 10 * time.Minute
+// applyLease bounds how long an applier that stopped renewing (its process died) keeps a batch from the
+// others; a live applier renews it every applyLease/3 until it is done.
+const applyLease = 30 * time.Second
 
 // ErrBusy means another worker is applying the batch right now; the task retries later.
 var ErrBusy = errors.New("batch is being applied by another worker")
 
-// tokenLimitHold is how long builds of a model wait after OpenAI refused a batch for its enqueued tokens.
-const tokenLimitHold = time.Minute
+// tokenLimitHold is how long builds of a model wait after OpenAI refused a batch for its enqueued tokens: two
+// poll intervals (the budget frees as in-flight batches finish, which polls see), within 1 s .. 5 min.
+func (d *Deps) tokenLimitHold() time.Duration {
+	return min(max(2*d.Config.PollInterval, time.Second), 5*time.Minute)
+}
 
 // Apply streams a terminal batch's output and error files, validates every line, writes results to
 // Floridify's collections and settles every request of the batch: succeeded, back to pending, or dead.
@@ -49,6 +53,19 @@ func (d *Deps) Apply(ctx context.Context, batchID string) error {
 	if res.ModifiedCount == 0 {
 		return ErrBusy
 	}
+	stop := d.keepLease(ctx, b.ID, bson.A{store.BatchTerminal}, applyLease)
+	defer stop()
+	if err := d.apply(ctx, b); err != nil {
+		stop()
+		// Release the lease so the retry need not wait it out.
+		d.releaseLease(b.ID, 0)
+		return err
+	}
+	return nil
+}
+
+// apply settles a leased terminal batch.
+func (d *Deps) apply(ctx context.Context, b *store.Batch) error {
 	log := d.log().With("batch_id", b.ID, "openai_batch_id", b.OpenAIBatchID, "status", b.OpenAIStatus)
 	start := time.Now()
 	var counts store.ApplyCounts
@@ -57,8 +74,6 @@ func (d *Deps) Apply(ctx context.Context, batchID string) error {
 			continue
 		}
 		if err := d.applyFile(ctx, b, fileID, &counts); err != nil {
-			// Release the lease so the retry need not wait it out.
-			_, _ = d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID, "lease_owner": d.owner()}, bson.M{"$set": bson.M{"lease_until": d.now()}})
 			return err
 		}
 	}
@@ -70,11 +85,11 @@ func (d *Deps) Apply(ctx context.Context, batchID string) error {
 	counts.Retried += left.Retried
 	counts.Dead += left.Dead
 	if !countAttempt && hasCode(b, "token_limit_exceeded") {
-		if err := d.HoldModel(ctx, b.Model, d.now().Add(tokenLimitHold), reason); err != nil {
+		if err := d.HoldModel(ctx, b.Model, d.now().Add(d.tokenLimitHold()), reason); err != nil {
 			return err
 		}
 	}
-	now = d.now()
+	now := d.now()
 	if _, err := d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID, "state": store.BatchTerminal}, bson.M{"$set": bson.M{
 		"state": store.BatchApplied, "applied_at": now, "updated_at": now, "applied": counts,
 		"cost_usd": pricing.Batch(b.Model, b.Usage), "immediate_usd": pricing.Immediate(b.Model, b.Usage),
@@ -233,7 +248,12 @@ func (d *Deps) applyChunk(ctx context.Context, b *store.Batch, results []openaib
 	for _, s := range bad {
 		st := store.StatePending
 		set := bson.M{"state": st, "last_error": s.reason, "updated_at": now}
-		if s.req.Attempts >= d.Config.MaxAttempts {
+		if b.CancelAsked {
+			// The user cancelled the batch: what did not succeed in it is cancelled, not sent again.
+			set["state"] = store.StateCancelled
+			set["settled_at"] = now
+			counts.Dead++
+		} else if s.req.Attempts >= d.Config.MaxAttempts {
 			set["state"] = store.StateDead
 			set["settled_at"] = now
 			counts.Dead++
@@ -277,7 +297,7 @@ func (d *Deps) applyChunk(ctx context.Context, b *store.Batch, results []openaib
 	}
 	// 3. Mark them applied.
 	if len(applied) > 0 {
-		if _, err := d.Store.Requests.UpdateMany(ctx, bson.M{"_id": bson.M{"$in": applied}, "state": store.StateSucceeded},
+		if _, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"_id": bson.M{"$in": applied}, "state": store.StateSucceeded},
 			bson.M{"$set": bson.M{"applied": true, "applied_at": now}}); err != nil {
 			return fmt.Errorf("error marking requests applied: %w", err)
 		}
@@ -311,7 +331,7 @@ func (d *Deps) settleLeftovers(ctx context.Context, b *store.Batch, reason strin
 	in := bson.M{"batch_id": b.ID, "state": bson.M{"$in": bson.A{store.StateClaimed, store.StateSubmitted}}}
 	errEntry := store.AttemptError{BatchID: b.ID, Reason: reason, At: now}
 	if b.CancelAsked {
-		res, err := d.Store.Requests.UpdateMany(ctx, in, bson.M{
+		res, err := d.Store.UpdateMany(ctx, d.Store.Requests, in, bson.M{
 			"$set":  bson.M{"state": store.StateCancelled, "last_error": reason, "settled_at": now, "updated_at": now},
 			"$push": bson.M{"errors": errEntry}})
 		if err != nil {
@@ -322,7 +342,7 @@ func (d *Deps) settleLeftovers(ctx context.Context, b *store.Batch, reason strin
 	}
 	if countAttempt {
 		dead := bson.M{"batch_id": b.ID, "state": in["state"], "attempts": bson.M{"$gte": d.Config.MaxAttempts}}
-		res, err := d.Store.Requests.UpdateMany(ctx, dead, bson.M{
+		res, err := d.Store.UpdateMany(ctx, d.Store.Requests, dead, bson.M{
 			"$set":  bson.M{"state": store.StateDead, "last_error": reason, "settled_at": now, "updated_at": now},
 			"$push": bson.M{"errors": errEntry}})
 		if err != nil {
@@ -335,7 +355,7 @@ func (d *Deps) settleLeftovers(ctx context.Context, b *store.Batch, reason strin
 	if !countAttempt {
 		upd["$inc"] = bson.M{"attempts": -1}
 	}
-	res, err := d.Store.Requests.UpdateMany(ctx, in, upd)
+	res, err := d.Store.UpdateMany(ctx, d.Store.Requests, in, upd)
 	if err != nil {
 		return c, fmt.Errorf("error releasing requests: %w", err)
 	}

@@ -21,8 +21,17 @@ import (
 	"github.com/floridify/batchsynth/tasks"
 )
 
-// buildLease is how long one builder owns a batch document before another may resume it.
-const buildLease = 5 * time.Minute
+// buildLease is how long a builder that stopped renewing (its process died) keeps a batch document from the
+// others; a live builder renews it every buildLease/3 for as long as it works on the batch.
+const buildLease = 30 * time.Second
+
+// reconcileAfter is how long a batch whose create had an unknown outcome (timeout, 5xx, lost response) is
+// left alone before a builder lists recent batches to find it: long enough for a create still in flight at
+// OpenAI to land, so that the reconciliation sees it and does not create a second batch.
+const reconcileAfter = 5 * time.Second
+
+// buildStates are the states of a batch document that a builder is working on.
+var buildStates = bson.A{store.BatchClaiming, store.BatchUploading, store.BatchUploaded, store.BatchCreating}
 
 // lineOverhead bounds the bytes an input line adds around its body (custom_id, method, url).
 const lineOverhead = 128
@@ -45,10 +54,56 @@ func (d *Deps) Build(ctx context.Context, model string, flush bool) error {
 		if err != nil || b == nil {
 			return err
 		}
-		if err := d.advance(ctx, b); err != nil {
+		stop := d.keepLease(ctx, b.ID, buildStates, buildLease)
+		err = d.advance(ctx, b)
+		stop()
+		if err != nil {
+			// Hand the batch back at once (after reconcileAfter for an unknown create) so that the task's retry,
+			// or any builder, resumes it instead of waiting for the lease to run out.
+			after := time.Duration(0)
+			if b.State == store.BatchCreating {
+				after = reconcileAfter
+			}
+			d.releaseLease(b.ID, after)
 			return err
 		}
 	}
+}
+
+// keepLease renews the lease of batch document id (while it is ours and in one of states) every lease/3
+// until stop is called. A dead process stops renewing, so another worker may take the batch over within
+// lease. The returned stop ends the renewing and waits for it.
+func (d *Deps) keepLease(ctx context.Context, id string, states bson.A, lease time.Duration) func() {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			res, err := d.Store.Batches.UpdateOne(rctx, bson.M{"_id": id, "lease_owner": d.owner(), "state": bson.M{"$in": states}},
+				bson.M{"$set": bson.M{"lease_until": d.now().Add(lease)}})
+			if err == nil && res.MatchedCount == 0 {
+				return // moved on (by us) or taken over: nothing of ours to renew
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// releaseLease lets other workers take batch document id after the given delay, if we still hold it.
+func (d *Deps) releaseLease(id string, after time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _ = d.Store.Batches.UpdateOne(ctx, bson.M{"_id": id, "lease_owner": d.owner()}, bson.M{"$set": bson.M{"lease_until": d.now().Add(after)}})
 }
 
 // resumeOrStart returns a batch document this builder now leases: an unfinished one first, else a new one
@@ -57,8 +112,7 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 	now := d.now()
 	var b store.Batch
 	err := d.Store.Batches.FindOneAndUpdate(ctx,
-		bson.M{"model": model, "state": bson.M{"$in": bson.A{store.BatchClaiming, store.BatchUploading, store.BatchUploaded, store.BatchCreating}},
-			"lease_until": bson.M{"$lt": now}},
+		bson.M{"model": model, "state": bson.M{"$in": buildStates}, "lease_until": bson.M{"$lt": now}},
 		bson.M{"$set": bson.M{"lease_owner": d.owner(), "lease_until": now.Add(buildLease)}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After).SetSort(bson.D{{Key: "created_at", Value: 1}}),
 	).Decode(&b)
@@ -125,7 +179,7 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 	// Claim first, then record the batch: a builder that lost every candidate to another builder leaves no
 	// empty document behind. If it dies between the two steps, the sweep finds requests claimed by a batch
 	// that does not exist and releases them. The claim is a compare-and-set on state.
-	res, err := d.Store.Requests.UpdateMany(ctx, bson.M{"_id": bson.M{"$in": ids}, "state": store.StatePending},
+	res, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"_id": bson.M{"$in": ids}, "state": store.StatePending},
 		bson.M{"$set": bson.M{"state": store.StateClaimed, "batch_id": b.ID, "updated_at": now}, "$inc": bson.M{"attempts": 1}})
 	if err != nil {
 		return nil, fmt.Errorf("error claiming requests for %s: %w", b.ID, err)
@@ -346,7 +400,11 @@ func (d *Deps) create(ctx context.Context, b *store.Batch, reconcile bool) error
 		return d.recordCreated(ctx, b, ob)
 	}
 	if openaibatch.IsFileNotReady(err) {
-		// A fresh upload can be briefly invisible; nothing was created, so trying again later is safe.
+		// A fresh upload can be briefly invisible. Nothing was created: back to uploaded, so that the retry
+		// creates at once instead of waiting to reconcile an unknown outcome.
+		if err := d.setBatch(ctx, b, store.BatchCreating, store.BatchUploaded, nil); err != nil {
+			return err
+		}
 		return fmt.Errorf("input file of %s not visible yet: %w", b.ID, err)
 	}
 	if openaibatch.IsRejected(err) {
@@ -371,7 +429,7 @@ func (d *Deps) recordCreated(ctx context.Context, b *store.Batch, ob *openai.Bat
 	}); err != nil {
 		return err
 	}
-	if _, err := d.Store.Requests.UpdateMany(ctx, bson.M{"batch_id": b.ID, "state": store.StateClaimed},
+	if _, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"batch_id": b.ID, "state": store.StateClaimed},
 		bson.M{"$set": bson.M{"state": store.StateSubmitted, "updated_at": now}}); err != nil {
 		return fmt.Errorf("error marking requests of %s submitted: %w", b.ID, err)
 	}

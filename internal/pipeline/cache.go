@@ -158,7 +158,7 @@ func (d *Deps) applyCached(ctx context.Context, ids []string) error {
 		return err
 	}
 	if len(applied) > 0 {
-		if _, err := d.Store.Requests.UpdateMany(ctx, bson.M{"_id": bson.M{"$in": applied}, "state": store.StateSucceeded},
+		if _, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"_id": bson.M{"$in": applied}, "state": store.StateSucceeded},
 			bson.M{"$set": bson.M{"applied": true, "applied_at": now}}); err != nil {
 			return fmt.Errorf("error marking cached requests applied: %w", err)
 		}

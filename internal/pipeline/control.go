@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -22,7 +23,7 @@ func (d *Deps) CancelJob(ctx context.Context, jobID string) (int, error) {
 		return 0, fmt.Errorf("error cancelling job %s: %w", jobID, err)
 	}
 	// Only requests no other job follows: {job_ids: [jobID]} matches the whole array.
-	res, err := d.Store.Requests.UpdateMany(ctx, bson.M{"job_ids": bson.A{jobID}, "state": store.StatePending},
+	res, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"job_ids": bson.A{jobID}, "state": store.StatePending},
 		bson.M{"$set": bson.M{"state": store.StateCancelled, "last_error": "job cancelled", "settled_at": now, "updated_at": now}})
 	if err != nil {
 		return 0, fmt.Errorf("error cancelling requests of %s: %w", jobID, err)
@@ -41,22 +42,39 @@ func (d *Deps) CancelJob(ctx context.Context, jobID string) (int, error) {
 		if others > 0 {
 			continue
 		}
-		if err := d.CancelBatch(ctx, id); err != nil {
+		if err := d.CancelBatch(ctx, id); err != nil && !errors.Is(err, ErrNotCancellable) {
 			return n, err
 		}
 	}
 	return n, nil
 }
 
-// CancelBatch asks OpenAI to cancel a submitted batch; the poller follows it to cancelled and the applier
-// applies what completed and marks the rest cancelled.
+// ErrNotCancellable is returned for a batch that has already ended.
+var ErrNotCancellable = errors.New("the batch has ended; there is nothing left to cancel")
+
+// CancelBatch asks OpenAI to cancel a batch; the poller follows it to cancelled and the applier applies what
+// completed and marks the rest cancelled. A batch still being built is marked, and cancelled at OpenAI as
+// soon as it is created.
 func (d *Deps) CancelBatch(ctx context.Context, batchID string) error {
 	b, err := d.Store.Batch(ctx, batchID)
 	if err != nil {
 		return err
 	}
-	if b.State != store.BatchSubmitted {
-		return fmt.Errorf("batch %s is %s: only a submitted batch can be cancelled", b.ID, b.State)
+	switch b.State {
+	case store.BatchSubmitted:
+	case store.BatchClaiming, store.BatchUploading, store.BatchUploaded, store.BatchCreating:
+		res, err := d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID, "state": bson.M{"$in": buildStates}},
+			bson.M{"$set": bson.M{"cancel_requested": true, "updated_at": d.now()}})
+		if err != nil {
+			return fmt.Errorf("error marking %s for cancellation: %w", b.ID, err)
+		}
+		if res.MatchedCount == 0 {
+			return d.CancelBatch(ctx, batchID) // it moved on meanwhile
+		}
+		d.log().Info("batch marked for cancellation; it is cancelled at OpenAI once created", "batch_id", b.ID, "state", b.State)
+		return nil
+	default:
+		return fmt.Errorf("batch %s is %s: %w", b.ID, b.State, ErrNotCancellable)
 	}
 	if _, err := d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID}, bson.M{"$set": bson.M{"cancel_requested": true, "updated_at": d.now()}}); err != nil {
 		return fmt.Errorf("error marking %s for cancellation: %w", b.ID, err)
@@ -78,7 +96,7 @@ func (d *Deps) RetryJob(ctx context.Context, jobID string) (int, error) {
 		return 0, err
 	}
 	now := d.now()
-	res, err := d.Store.Requests.UpdateMany(ctx, bson.M{"job_ids": jobID, "state": bson.M{"$in": bson.A{store.StateDead, store.StateCancelled}}},
+	res, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"job_ids": jobID, "state": bson.M{"$in": bson.A{store.StateDead, store.StateCancelled}}},
 		bson.M{"$set": bson.M{"state": store.StatePending, "attempts": 0, "updated_at": now}, "$unset": bson.M{"batch_id": "", "settled_at": ""}})
 	if err != nil {
 		return 0, fmt.Errorf("error retrying requests of %s: %w", jobID, err)

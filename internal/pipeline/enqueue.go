@@ -248,7 +248,7 @@ func (d *Deps) expandChunk(ctx context.Context, job *store.Job, words []store.In
 	if len(follow) > 0 {
 		// Pieces already requested (by another job, or by an earlier run of this one): this job follows them
 		// instead of paying again.
-		if _, err := d.Store.Requests.UpdateMany(ctx, bson.M{"_id": bson.M{"$in": follow}},
+		if _, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"_id": bson.M{"$in": follow}},
 			bson.M{"$addToSet": bson.M{"job_ids": job.ID}}); err != nil {
 			return 0, nil, nil, fmt.Errorf("error linking requests to job: %w", err)
 		}

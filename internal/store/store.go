@@ -320,3 +320,48 @@ func DuplicateIndexes(err error) ([]int, bool) {
 	}
 	return out, true
 }
+
+// UpdateMany is coll.UpdateMany, except on FerretDB, where an update touching many documents in one command
+// can stall the server (as bulk commands of 100 statements do): there it reads the matching ids and updates
+// them in slices of MaxBulk, each slice keeping the original filter, so the compare-and-set still holds.
+func (s *Store) UpdateMany(ctx context.Context, c *mongo.Collection, filter bson.M, update any) (*mongo.UpdateResult, error) {
+	if !s.FerretDB {
+		return c.UpdateMany(ctx, filter, update)
+	}
+	cur, err := c.Find(ctx, filter, options.Find().SetProjection(bson.M{"_id": 1}))
+	if err != nil {
+		return nil, err
+	}
+	var rows []struct {
+		ID any `bson:"_id"`
+	}
+	if err := cur.All(ctx, &rows); err != nil {
+		return nil, err
+	}
+	total := &mongo.UpdateResult{}
+	size := max(s.MaxBulk, 1)
+	for start := 0; start < len(rows); start += size {
+		end := min(start+size, len(rows))
+		ids := make(bson.A, 0, end-start)
+		for _, r := range rows[start:end] {
+			ids = append(ids, r.ID)
+		}
+		f := bson.M{}
+		for k, v := range filter {
+			f[k] = v
+		}
+		if prev, ok := f["_id"]; ok {
+			f["$and"] = bson.A{bson.M{"_id": prev}, bson.M{"_id": bson.M{"$in": ids}}}
+			delete(f, "_id")
+		} else {
+			f["_id"] = bson.M{"$in": ids}
+		}
+		res, err := c.UpdateMany(ctx, f, update)
+		if err != nil {
+			return total, err
+		}
+		total.MatchedCount += res.MatchedCount
+		total.ModifiedCount += res.ModifiedCount
+	}
+	return total, nil
+}
