@@ -61,13 +61,21 @@ func outcome(err error) error {
 	return err
 }
 
+// IsFailure tells asynq which errors count against a task's retries: all but ErrBusy, which only means
+// "another worker is on it, look again soon".
+func IsFailure(err error) bool {
+	return !errors.Is(err, pipeline.ErrBusy)
+}
+
 // RetryDelay backs off exponentially with jitter, capped, and retries a busy apply soon.
 func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if errors.Is(err, pipeline.ErrBusy) {
 		return 15 * time.Second
 	}
-	d := time.Second << min(n, 8) // 1s, 2s, 4s ... 256s
-	return min(d+rand.N(d/2+1), 5*time.Minute)
+	// 1s, 2s, 4s ... capped at a minute: the work behind a failed task (a batch to apply, requests to
+	// send) should not wait long once the cause (a slow database, a throttled API) has passed.
+	d := time.Second << min(n, 6)
+	return min(d+rand.N(d/2+1), time.Minute)
 }
 
 // Logging logs each task's outcome with its ids.

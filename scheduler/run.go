@@ -24,13 +24,17 @@ type Options struct {
 // (polls) and the sweeps; when it loses the lease it stops both, so at most one scheduler enqueues at a time.
 func Run(ctx context.Context, o Options) error {
 	cfg := o.Deps.Config
-	lease := &Lease{RDB: o.Redis, ID: o.ID, Duration: cfg.LeaseDuration}
+	// The key lives 3/4 of the lease period and every scheduler checks it every 1/4: a holder that dies stops
+	// renewing, its key expires at most 3/4 of a period after its last renewal, and a standby sees that
+	// within the next quarter, so it takes over within one lease period of the holder's death. A holder
+	// survives two missed renewals.
+	lease := &Lease{RDB: o.Redis, ID: o.ID, Duration: cfg.LeaseDuration * 3 / 4}
 	periodic, perr := PeriodicJobsFromEnv(nil)
 	if perr != nil {
 		o.Log.Error("BATCHSYNTH_PERIODIC_JOBS is invalid; periodic jobs are off", "error", perr)
 	}
 	log := o.Log.With("scheduler_id", o.ID)
-	tick := time.NewTicker(cfg.LeaseDuration / 3)
+	tick := time.NewTicker(cfg.LeaseDuration / 4)
 	defer tick.Stop()
 	var mgr *asynq.PeriodicTaskManager
 	var sweepStop context.CancelFunc

@@ -74,10 +74,18 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Fleet, err
 		Config: cfg, Log: log, RedisOpt: opt, Redis: rc, Store: st,
 		OpenAI: openaibatch.New(openaibatch.Options{APIKey: cfg.OpenAIKey, BaseURL: cfg.OpenAIBaseURL, MaxRetries: 3, Timeout: 2 * time.Minute}),
 		Queue:  asynq.NewClientFromRedisClient(rc),
-		ID:     fmt.Sprintf("%s-%d-%s", host, os.Getpid(), pipeline.NewID("p")[2:10]),
+		ID:     processID(host),
 	}
 	f.Deps = &pipeline.Deps{Store: st, OpenAI: f.OpenAI, Queue: f.Queue, Redis: rc, Config: cfg, Log: log, Owner: f.ID}
 	return f, nil
+}
+
+// processID names this process in leases: host and pid, plus random characters so that several fleets in one
+// process (dev mode, tests) and pid 1 in every container never share a name. (NewID begins with the time in
+// milliseconds; its random tail is what tells two fleets opened together apart.)
+func processID(host string) string {
+	id := pipeline.NewID("p")
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), id[len(id)-8:])
 }
 
 // Close releases the connections.
@@ -94,9 +102,12 @@ func (f *Fleet) RunWorker(ctx context.Context) error {
 		Queues:          tasks.QueueWeights(),
 		ShutdownTimeout: f.Config.ShutdownTimeout,
 		RetryDelayFunc:  handlers.RetryDelay,
-		Logger:          logging.Asynq{L: f.Log.With("role", "worker")},
-		LogLevel:        asynq.WarnLevel,
-		BaseContext:     func() context.Context { return context.WithoutCancel(ctx) },
+		// A busy apply (another worker holds the batch) is not a failure: it must not use up the task's
+		// retries, or the task would end archived and its fixed id would block the sweep's re-enqueue.
+		IsFailure:   handlers.IsFailure,
+		Logger:      logging.Asynq{L: f.Log.With("role", "worker")},
+		LogLevel:    asynq.WarnLevel,
+		BaseContext: func() context.Context { return context.WithoutCancel(ctx) },
 	})
 	mux := asynq.NewServeMux()
 	mux.Use(handlers.Logging(f.Log.With("role", "worker")))

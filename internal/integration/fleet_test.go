@@ -77,7 +77,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := waitFinished(t, f.Deps, job.ID, 8*time.Minute)
+	p := waitFinished(t, f.Deps, job.ID, 25*time.Minute)
 	st := f.Store
 
 	// Every request succeeded exactly once, and was applied.

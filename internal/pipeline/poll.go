@@ -40,6 +40,12 @@ func (d *Deps) Poll(ctx context.Context, batchID string) error {
 func (d *Deps) recordStatus(ctx context.Context, b *store.Batch, ob *openai.Batch) error {
 	now := d.now()
 	status := string(ob.Status)
+	if status == "completed" && ob.OutputFileID == "" && ob.ErrorFileID == "" && ob.RequestCounts.Total > 0 {
+		// Read too early, a completed batch can show no file ids yet (LiteLLM #11286). Applying it now would
+		// send every request again as a leftover and pay for the answered ones twice: it is still finalizing.
+		d.log().Warn("batch completed without result files yet; polling again", "batch_id", b.ID, "openai_batch_id", b.OpenAIBatchID)
+		status = "finalizing"
+	}
 	rank := store.StatusRank(status)
 	set := bson.M{
 		"openai_status": status, "status_rank": rank, "updated_at": now,

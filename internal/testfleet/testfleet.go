@@ -22,7 +22,7 @@ import (
 // Options shape the fleet; zero values give a fast test fleet.
 type Options struct {
 	Workers    int             // worker servers (separate asynq servers, as separate processes would be); default 2
-	Schedulers int             // scheduler instances competing for the lease; default 1
+	Schedulers int             // scheduler instances competing for the lease, each in its own process; default 1
 	Emulator   emulator.Config // instant pace unless set
 	// OpenAITimeout, when set, is every process's per-attempt OpenAI request timeout (the fleet's own is 2 min).
 	OpenAITimeout time.Duration
@@ -57,6 +57,14 @@ func (r *Role) ID() string { return r.Fleet.ID }
 func (r *Role) Stop() {
 	r.cancel()
 	<-r.done
+}
+
+// Crash stops the role as SIGKILL would, as far as Redis can tell: its Redis connections are cut first, so it
+// can neither renew nor give up what it holds there (the scheduler lease), then it is stopped. Only for a
+// role with a process of its own (not the first worker, whose connections the test uses).
+func (r *Role) Crash() {
+	_ = r.Fleet.Redis.Close()
+	r.Stop()
 }
 
 // Start runs the fleet until the test ends.
@@ -125,8 +133,10 @@ func Start(t testing.TB, o Options) *Fleet {
 		tf.Workers = append(tf.Workers, run(f, (*fleet.Fleet).RunWorker))
 	}
 	for i := 0; i < schedulers; i++ {
-		f := tf.Fleet // the first scheduler shares the first process, as `batchsynth dev` does
-		if i > 0 {
+		// A single scheduler shares the first process, as `batchsynth dev` does; competing ones each get a
+		// process of their own, so that one can die without taking a worker with it.
+		f := tf.Fleet
+		if schedulers > 1 {
 			f = open("scheduler", i)
 		}
 		tf.Schedulers = append(tf.Schedulers, run(f, (*fleet.Fleet).RunScheduler))
