@@ -248,7 +248,7 @@ var componentField = map[string]string{
 	"synonyms": "synonyms", "examples": "example_ids", "antonyms": "antonyms", "cefr_level": "cefr_level",
 	"frequency_band": "frequency_band", "register": "language_register", "domain": "domain",
 	"grammar_patterns": "grammar_patterns", "collocations": "collocations", "usage_notes": "usage_notes",
-	"regional_variants": "region",
+	"regional_variants": "region", "word_forms": "word_forms",
 }
 
 func auditFloridify(ctx context.Context, st *store.Store, reqs []store.Request, r *Report) error {

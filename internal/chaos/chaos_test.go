@@ -113,6 +113,9 @@ func TestChaos(t *testing.T) {
 			continue // a kill the chaos loop did not get to restart
 		default:
 		}
+		if !p.started() {
+			continue // restarted a moment ago: the cleanup stops it
+		}
 		took, err := c.term(p, c.cfg.ShutdownTimeout+10*time.Second)
 		if err != nil || took > c.cfg.ShutdownTimeout+3*time.Second {
 			t.Errorf("%s: exit after SIGTERM took %s: %v", p.name, took, err)
@@ -149,7 +152,7 @@ func TestChaos(t *testing.T) {
 }
 
 // chaos kills and restarts processes until ctx ends: from the first batch in flight on, every 2-5 s, a
-// random worker is SIGKILLed (every fourth round: SIGTERMed) and started again; in round 4 the active
+// random worker is SIGKILLed (every fourth round: SIGTERMed, if it got through its start) and started again; in round 4 the active
 // scheduler is SIGKILLed and the time until a standby holds the lease measured; in round 7 Redis is flushed.
 func (c *cluster) chaos(ctx context.Context, rng *rand.Rand, workers []string, began time.Time) chaosOutcome {
 	var o chaosOutcome
@@ -205,7 +208,7 @@ func (c *cluster) chaos(ctx context.Context, rng *rand.Rand, workers []string, b
 		default:
 			name := workers[rng.IntN(len(workers))]
 			p := c.get(name)
-			if round%4 == 0 {
+			if round%4 == 0 && p.started() {
 				// A graceful stop: no new tasks, running ones finished or handed back within the timeout.
 				took, err := c.term(p, c.cfg.ShutdownTimeout+10*time.Second)
 				if err != nil {

@@ -96,6 +96,13 @@ type proc struct {
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
+// started reports whether a process got through its start (connected, indexes checked, serving). A signal
+// before that ends the start with an error, which is not what the SIGTERM checks are about.
+func (p *proc) started() bool {
+	b, err := os.ReadFile(p.log)
+	return err == nil && (bytes.Contains(b, []byte(`msg="worker started"`)) || bytes.Contains(b, []byte(`msg="scheduler started`)))
+}
+
 // clusterEnv is the configuration every process gets: the test's services and short intervals.
 func clusterEnv(redisURL, mongoURI, db, baseURL string, extra map[string]string) map[string]string {
 	env := map[string]string{

@@ -88,11 +88,17 @@ func processID(host string) string {
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), id[len(id)-8:])
 }
 
-// Close releases the connections.
+// Close releases the connections. It waits at most closeTimeout for MongoDB operations still in flight (a
+// handler whose task was handed back at shutdown) before cutting their connections: the process must not
+// outlive its shutdown timeout by much.
 func (f *Fleet) Close() {
 	_ = f.Redis.Close()
-	_ = f.Store.Client.Disconnect(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	_ = f.Store.Client.Disconnect(ctx)
 }
+
+const closeTimeout = time.Second
 
 // RunWorker runs the asynq server with the four handlers until ctx ends, then shuts down within the
 // configured timeout: tasks still running after it go back to pending (asynq requeues them).
@@ -125,5 +131,6 @@ func (f *Fleet) RunWorker(ctx context.Context) error {
 
 // RunScheduler competes for the scheduler lease and, while active, polls batches and sweeps.
 func (f *Fleet) RunScheduler(ctx context.Context) error {
+	f.Log.Info("scheduler started; competing for the lease", "scheduler_id", f.ID, "lease", f.Config.LeaseDuration)
 	return scheduler.Run(ctx, scheduler.Options{Deps: f.Deps, Redis: f.Redis, ID: f.ID, Log: f.Log.With("role", "scheduler")})
 }

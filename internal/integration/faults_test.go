@@ -245,6 +245,38 @@ func TestFaultBatchValidationFailed(t *testing.T) {
 	})
 }
 
+// TestFaultTokenLimitExceeded: the emulator's per-model enqueued-token budget admits one batch at a time
+// and the fleet has no budget of its own, so it over-submits. Refused batches hold that model's builds back
+// and are retried later without using up their requests' attempts; in the end everything succeeds.
+func TestFaultTokenLimitExceeded(t *testing.T) {
+	parallel(t)
+	// Each batch stays in progress 6 s, so the builder (which creates the job's four batches in one go) is
+	// always refused for some of them, however slow the machine.
+	f := faultFleet(t, emulator.Config{InProgressFor: 6 * time.Second, TokenBudget: map[string]int64{"gpt-4o-mini": 4000}}, nil)
+	p, _ := runFault(t, f, 3*time.Minute)
+	allSucceeded(t, p)
+	refused := 0
+	for _, b := range f.Emulator.Batches() {
+		for _, e := range b.Errors {
+			if e.Code == "token_limit_exceeded" {
+				refused++
+			}
+		}
+	}
+	if refused == 0 {
+		t.Fatal("the emulator never refused a batch for its token budget: the test proved nothing")
+	}
+	n, err := f.Store.Requests.CountDocuments(context.Background(), bson.M{"attempts": bson.M{"$ne": 1}})
+	if err != nil || n != 0 {
+		t.Fatalf("%d requests used more than one attempt (%v): a token-limit refusal must not count", n, err)
+	}
+	held, err := f.Store.Models.CountDocuments(context.Background(), bson.M{"_id": "gpt-4o-mini", "reason": bson.M{"$regex": "token_limit_exceeded"}})
+	if err != nil || held != 1 {
+		t.Fatalf("want a build hold recorded for gpt-4o-mini, found %d (%v)", held, err)
+	}
+	t.Logf("%d batches refused for the token budget", refused)
+}
+
 // TestFaultLine4xx: 30% of lines are per-request 400s in the error file (status_code set, top-level error
 // null): failed attempts, retried until BATCHSYNTH_MAX_ATTEMPTS, then dead with the status as the reason.
 func TestFaultLine4xx(t *testing.T) {
