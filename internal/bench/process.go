@@ -42,6 +42,7 @@ func ChildMain() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go orphanWatch(stop)
 	var err error
 	switch role {
 	case RoleEmulator:
@@ -56,6 +57,19 @@ func ChildMain() {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// orphanWatch stops a child whose parent died (Pdeathsig covers most cases, not all): it asks it to stop
+// (stop), then exits outright 30 s later.
+func orphanWatch(stop func()) {
+	parent := os.Getppid()
+	for range time.Tick(time.Second) {
+		if os.Getppid() != parent {
+			stop()
+			time.Sleep(30 * time.Second)
+			os.Exit(2)
+		}
+	}
 }
 
 func runEmulatorChild(ctx context.Context) error {

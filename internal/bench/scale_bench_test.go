@@ -3,8 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +27,9 @@ type scaleResult struct {
 	batches  int
 	wall     time.Duration
 	timeline string
+	// CPU time used during the run by the worker and scheduler processes, and by this process (the embedded
+	// FerretDB behind its one-connection proxy, the emulator, and the submit-and-watch loop).
+	childCPU, selfCPU time.Duration
 }
 
 // BenchmarkScaleOut runs the same job with 1, 2 and 4 worker processes (this test binary as `batchsynth
@@ -34,8 +37,9 @@ type scaleResult struct {
 // redis-server and one MongoDB wire server (the test server: set BATCHSYNTH_TEST_FERRETDB_BACKEND=postgresql
 // for FerretDB's PostgreSQL backend, or MONGODB_URI), with the emulator (instant, fault-free) in this
 // process. Each run has a fresh Redis and database; the wall time is from Submit to the job finished. It
-// logs a timeline (expansion, builds, applies from the job and batch documents) and, at the end, the
-// throughput ratios. Words: BATCHSYNTH_BENCH_WORDS (default 200; the issue's figure is 5,000), split into
+// reports the CPU time the fleet processes and this process (where the embedded FerretDB runs) used, logs a
+// timeline (expansion, builds, applies from the job and batch documents) and, at the end, the throughput
+// ratios. On FerretDB the workers use the proposed Store.MaxBulk (bench.FerretDBMaxBulk). Words: BATCHSYNTH_BENCH_WORDS (default 200; the issue's figure is 5,000), split into
 // batches of BATCHSYNTH_BENCH_MAX_LINES lines (default 2,000) so that applies can run side by side. Run it
 // with -benchtime=1x.
 func BenchmarkScaleOut(b *testing.B) {
@@ -53,7 +57,10 @@ func BenchmarkScaleOut(b *testing.B) {
 			b.ReportMetric(r.wall.Seconds(), "wall-s")
 			b.ReportMetric(float64(r.requests)/r.wall.Seconds(), "requests/s")
 			b.ReportMetric(float64(r.batches), "batches")
-			b.Logf("%d worker processes: %d requests in %d batches, %s\n%s", workers, r.requests, r.batches, r.wall.Round(time.Millisecond), r.timeline)
+			b.ReportMetric(r.childCPU.Seconds(), "fleet-cpu-s")
+			b.ReportMetric(r.selfCPU.Seconds(), "ferretdb-process-cpu-s")
+			b.Logf("%d worker processes: %d requests in %d batches, %s; CPU: fleet processes %s, FerretDB's process %s\n%s", workers, r.requests, r.batches,
+				r.wall.Round(time.Millisecond), r.childCPU.Round(time.Millisecond), r.selfCPU.Round(time.Millisecond), r.timeline)
 			results = append(results, r)
 		})
 	}
@@ -89,10 +96,11 @@ func scaleRun(b *testing.B, words []store.InputWord, workers, maxLines int) scal
 	}
 	b.Cleanup(f.Close)
 	env := FleetEnv(cfg)
-	StartChild(b, RoleScheduler, env...)
+	children := []*Child{StartChild(b, RoleScheduler, env...)}
 	for range workers {
-		StartChild(b, RoleWorker, env...)
+		children = append(children, StartChild(b, RoleWorker, env...))
 	}
+	cpu0 := selfCPU()
 	start := time.Now()
 	job, err := f.Deps.Submit(ctx, pipeline.Submission{Source: "bench", Words: words, Components: Components, Mode: synthesis.ModePacked})
 	if err != nil {
@@ -100,7 +108,25 @@ func scaleRun(b *testing.B, words []store.InputWord, workers, maxLines int) scal
 	}
 	p := waitJob(b, f.Deps, job.ID, 2*time.Hour)
 	wall := time.Since(start)
-	return scaleResult{workers: workers, requests: p.Total, batches: len(p.Batches), wall: wall, timeline: timeline(b, f.Store, job.ID, start)}
+	self := selfCPU() - cpu0
+	var child time.Duration
+	for _, c := range children {
+		c.Stop()
+		if ps := c.Cmd.ProcessState; ps != nil {
+			child += ps.UserTime() + ps.SystemTime()
+		}
+	}
+	return scaleResult{workers: workers, requests: p.Total, batches: len(p.Batches), wall: wall,
+		timeline: timeline(b, f.Store, job.ID, start), childCPU: child, selfCPU: self}
+}
+
+// selfCPU is the user and system CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // timeline reads when each phase happened, relative to start: the job's expansion (one enqueue-words task)
@@ -127,15 +153,10 @@ func timeline(b *testing.B, st *store.Store, jobID string, start time.Time) stri
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "  job: submitted %s, expanded %s\n", at(&j.CreatedAt), at(j.ExpandedAt))
-	var applies []time.Duration
 	for _, bt := range bs {
 		fmt.Fprintf(&sb, "  batch %s (%5d lines): claimed %s, submitted %s, terminal %s, applied %s (apply %s) by %s\n", bt.ID, bt.RequestCount,
 			at(&bt.CreatedAt), at(bt.SubmittedAt), at(bt.TerminalAt), at(bt.AppliedAt), dur(bt.TerminalAt, bt.AppliedAt), bt.LeaseOwner)
-		if bt.TerminalAt != nil && bt.AppliedAt != nil {
-			applies = append(applies, bt.AppliedAt.Sub(*bt.TerminalAt))
-		}
 	}
-	sort.Slice(applies, func(i, k int) bool { return applies[i] < applies[k] })
 	return sb.String()
 }
 

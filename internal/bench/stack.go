@@ -228,16 +228,18 @@ func PerThousand(n, of int) float64 {
 	return float64(n) * 1000 / float64(of)
 }
 
-// FormatSteps is a table of a run's steps for logs.
+// FormatSteps is a table of a run's steps for logs: per step its time, the commands sent (and per 1,000
+// requests), the write commands among them, the lease renewals, and the commands the same step sends on
+// MongoDB (Tally.At with store.MaxBulkDefault).
 func FormatSteps(r *Run, maxBulk int) string {
 	out := fmt.Sprintf("%d requests, %d batches, Store.MaxBulk %d\n", r.Requests, len(r.Batches), maxBulk)
-	out += fmt.Sprintf("%-8s %10s %9s %9s %9s %12s %12s\n", "step", "time", "commands", "per 1k", "writes", "at MaxBulk 5000", "per 1k")
+	out += fmt.Sprintf("%-8s %10s %9s %9s %9s %9s %12s %12s\n", "step", "time", "commands", "per 1k", "writes", "renewals", "on MongoDB", "per 1k")
 	for _, name := range []string{"submit", "enqueue", "build", "poll", "apply"} {
 		st := r.Step(name)
 		t := NewTally(st.Commands, maxBulk)
 		at := t.At(store.MaxBulkDefault)
-		out += fmt.Sprintf("%-8s %10s %9d %9.1f %9d %12d %12.1f   %s\n", name, st.Duration.Round(time.Millisecond), t.Total,
-			PerThousand(t.Total, r.Requests), t.Bulk, at, PerThousand(at, r.Requests), t.Breakdown())
+		out += fmt.Sprintf("%-8s %10s %9d %9.1f %9d %9d %12d %12.1f   %s\n", name, st.Duration.Round(time.Millisecond), t.Total,
+			PerThousand(t.Total, r.Requests), t.Bulk, t.Renewals, at, PerThousand(at, r.Requests), t.Breakdown())
 	}
 	return out
 }

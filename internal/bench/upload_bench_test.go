@@ -14,8 +14,8 @@ import (
 
 // BenchmarkUploadOutOfProcess uploads a rendered input file to the Batch API emulator running in a child
 // process (this test binary in RoleEmulator), so that the heap measured here is the client's alone:
-// "sdk" is openaibatch.Client.Upload as it is (openai-go's Files.New buffers the whole multipart body),
-// "streamed" is UploadStreamed, the proposed replacement. Each file is deleted after its upload.
+// "sdk" is UploadSDK (openai-go's Files.New, which buffers the whole multipart body), "streamed" is
+// openaibatch.Client.Upload (the file streamed into the body). Each file is deleted after its upload.
 func BenchmarkUploadOutOfProcess(b *testing.B) {
 	corpus := DefaultCorpus(b)
 	child := StartChild(b, RoleEmulator)
@@ -44,9 +44,9 @@ func BenchmarkUploadOutOfProcess(b *testing.B) {
 					}
 					var id string
 					if how == "sdk" {
-						id, err = c.Upload(ctx, "bench.jsonl", f)
+						id, err = UploadSDK(ctx, c, "bench.jsonl", f)
 					} else {
-						id, err = UploadStreamed(ctx, c, "bench.jsonl", f)
+						id, err = c.Upload(ctx, "bench.jsonl", f)
 					}
 					if err != nil {
 						b.Fatal(err)

@@ -48,18 +48,6 @@ func New(o Options) *Client {
 // OpenAI exposes the underlying client (immediate-mode chat completions).
 func (c *Client) OpenAI() *openai.Client { return &c.oa }
 
-// Upload sends an input file named name (it must end in .jsonl).
-func (c *Client) Upload(ctx context.Context, name string, r io.Reader) (string, error) {
-	f, err := c.oa.Files.New(ctx, openai.FileNewParams{
-		File:    openai.File(r, name, "application/jsonl"),
-		Purpose: openai.FilePurposeBatch,
-	})
-	if err != nil {
-		return "", fmt.Errorf("error uploading %s: %w", name, err)
-	}
-	return f.ID, nil
-}
-
 // FindFile looks for an uploaded batch file by name (newest first), so a retried build reuses an upload
 // whose id was never recorded.
 func (c *Client) FindFile(ctx context.Context, name string) (string, bool, error) {

@@ -67,9 +67,9 @@ func BenchmarkAppendLine(b *testing.B) {
 }
 
 // BenchmarkUpload uploads a rendered input file to the Batch API emulator over HTTP (httptest, in this
-// process) with the real openai-go client: "sdk" is openaibatch.Client.Upload as it is (the SDK's Files.New,
-// which builds the whole multipart body in memory), "streamed" is bench.UploadStreamed, the proposed
-// replacement. The emulator keeps what it is sent in memory (a []byte of the file's size, grown by
+// process) with the real openai-go client: "sdk" is bench.UploadSDK (the SDK's Files.New,
+// which builds the whole multipart body in memory), "streamed" is openaibatch.Client.Upload (the file
+// streamed into the body). The emulator keeps what it is sent in memory (a []byte of the file's size, grown by
 // io.ReadAll), so in this process the peak heap counts the server's copy too; each file is deleted after its
 // upload. internal/bench's BenchmarkUploadOutOfProcess runs the emulator in a child process to leave the
 // client's heap alone.
@@ -79,10 +79,10 @@ func BenchmarkUpload(b *testing.B) {
 	_, base := testenv.Emulator(b, emulator.Config{})
 	c := openaibatch.New(openaibatch.Options{APIKey: "sk-bench", BaseURL: base, MaxRetries: 2, Timeout: 10 * time.Minute})
 	uploads := map[string]func(context.Context, *openaibatch.Client, string, io.Reader) (string, error){
-		"sdk": func(ctx context.Context, c *openaibatch.Client, name string, r io.Reader) (string, error) {
+		"sdk": bench.UploadSDK,
+		"streamed": func(ctx context.Context, c *openaibatch.Client, name string, r io.Reader) (string, error) {
 			return c.Upload(ctx, name, r)
 		},
-		"streamed": bench.UploadStreamed,
 	}
 	for _, n := range benchSizes() {
 		path := filepath.Join(dir, fmt.Sprintf("input-%d.jsonl", n))

@@ -47,7 +47,7 @@ func envInt(name string, def int) int {
 // openaibatch.Client.Upload to the Batch API emulator over HTTP). Only the MongoDB cursor is left out (see
 // BenchmarkJob for the whole step on a real server): bodies are real ones (bench.DefaultCorpus: the shipped
 // 1,000 words, packed, ten components, about 3.4 KB a body) cycled with fresh custom_ids. "sdk" uploads
-// with the Upload of today, "streamed" with the proposed bench.UploadStreamed. The emulator runs in this
+// through openai-go's buffered Files.New (bench.UploadSDK), "streamed" with openaibatch.Client.Upload. The emulator runs in this
 // process and keeps a copy of each file until it is deleted (after each upload), so the heap figures count
 // the server's copy too: see internal/bench's BenchmarkUploadOutOfProcess for the client's heap alone.
 func BenchmarkBuild(b *testing.B) {
@@ -58,10 +58,10 @@ func BenchmarkBuild(b *testing.B) {
 		name   string
 		upload func(context.Context, *openaibatch.Client, string, io.Reader) (string, error)
 	}{
-		{"sdk", func(ctx context.Context, c *openaibatch.Client, name string, r io.Reader) (string, error) {
+		{"sdk", bench.UploadSDK},
+		{"streamed", func(ctx context.Context, c *openaibatch.Client, name string, r io.Reader) (string, error) {
 			return c.Upload(ctx, name, r)
 		}},
-		{"streamed", bench.UploadStreamed},
 	}
 	for _, n := range lineSizes() {
 		lines := corpus.Lines(n)
@@ -244,7 +244,7 @@ func BenchmarkApplyParse(b *testing.B) {
 // wire server (embedded FerretDB unless MONGODB_URI names another; BATCHSYNTH_TEST_FERRETDB_BACKEND=postgresql
 // for its PostgreSQL backend), real redis-server and the emulator over HTTP, and counts every MongoDB command
 // with the driver's command monitor. Words: 200 from the shipped sample (packed, ten components), 20 with
-// -short, BATCHSYNTH_BENCH_WORDS to change. On FerretDB with SQLite, maxbulk=50 is Store.MaxBulk as
+// -short (one run only), BATCHSYNTH_BENCH_WORDS to change. On FerretDB with SQLite, maxbulk=50 is Store.MaxBulk as
 // detected and maxbulk=99 the largest that backend takes; with PostgreSQL, which hangs at 50 statements, the
 // one run is at 49 (bench.FerretDBPostgresMaxBulk). Each run rebuilds its write calls from its commands
 // (bench.GroupBulk), which gives the count with MongoDB's MaxBulkDefault (5000); two runs must rebuild the
@@ -259,6 +259,9 @@ func BenchmarkJob(b *testing.B) {
 	maxBulks := []int{store.FerretDBMaxBulk, 99}
 	if bench.FerretDBMaxBulk() == bench.FerretDBPostgresMaxBulk {
 		maxBulks = []int{bench.FerretDBPostgresMaxBulk}
+	}
+	if testing.Short() {
+		maxBulks = maxBulks[:1]
 	}
 	for _, maxBulk := range maxBulks {
 		b.Run(fmt.Sprintf("maxbulk=%d", maxBulk), func(b *testing.B) {
@@ -296,14 +299,15 @@ func BenchmarkJob(b *testing.B) {
 // BenchmarkSubmit hands 100,000 words over with Deps.Submit (the Go path of the main app: inputs stored in
 // chunks of 1,000, then one enqueue-words task) against the test MongoDB wire server. "headwords" are bare
 // words Floridify already has; "definitions" carry their senses (the shipped sample's, cycled under fresh
-// headwords). -short hands over 10,000.
+// headwords). -short hands over 10,000 (2,000 with definitions). internal/bench's BenchmarkIntake compares
+// this path with the HTTP API's, side by side.
 func BenchmarkSubmit(b *testing.B) {
-	n := 100_000
+	n, nDefs := 100_000, 100_000
 	if testing.Short() {
-		n = 10_000
+		n, nDefs = 10_000, 2_000
 	}
 	sample := bench.Words(b, 1000)
-	withDefs := make([]store.InputWord, n)
+	withDefs := make([]store.InputWord, max(n, nDefs))
 	for i := range withDefs {
 		w := sample[i%len(sample)]
 		if pass := i / len(sample); pass > 0 {
@@ -316,7 +320,8 @@ func BenchmarkSubmit(b *testing.B) {
 	for _, shape := range []struct {
 		name  string
 		words []store.InputWord
-	}{{"headwords", bench.Headwords(withDefs)}, {"definitions", withDefs}} {
+	}{{"headwords", bench.Headwords(withDefs[:n])}, {"definitions", withDefs[:nDefs]}} {
+		n := len(shape.words)
 		b.Run(fmt.Sprintf("%s/words=%d", shape.name, n), func(b *testing.B) {
 			ctx := context.Background()
 			s.Commands.Take()
