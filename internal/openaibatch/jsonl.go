@@ -9,6 +9,9 @@ import (
 	"io"
 	"strconv"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/floridify/batchsynth/internal/store"
 )
 
@@ -88,9 +91,9 @@ type outputLine struct {
 	ID       string `json:"id"`
 	CustomID string `json:"custom_id"`
 	Response *struct {
-		StatusCode int             `json:"status_code"`
-		RequestID  string          `json:"request_id"`
-		Body       json.RawMessage `json:"body"`
+		StatusCode int            `json:"status_code"`
+		RequestID  string         `json:"request_id"`
+		Body       jsontext.Value `json:"body"`
 	} `json:"response"`
 	Error *struct {
 		Code    string `json:"code"`
@@ -120,11 +123,33 @@ type completion struct {
 	} `json:"error"`
 }
 
+// lenient keeps encoding/json's tolerance for the envelope of a result line (invalid UTF-8 replaced, key
+// case ignored, duplicate keys allowed): a line OpenAI wrote should never be lost to our parser's strictness.
+// The model's answer inside it is judged strictly by synthesis.Decode. go-json-experiment/json (the upstream of
+// encoding/json/v2) decodes in one pass where encoding/json validates the whole line first.
+var lenient = jsonv2.JoinOptions(jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true), jsonv2.MatchCaseInsensitiveNames(true))
+
 // ParseLine judges one result line. Failures of the request itself (4xx, refusal, length, batch_expired) come
 // back as a Result with OK false and a Reason; an error means the line itself is malformed.
 func ParseLine(b []byte) (Result, error) {
+	// One pass over the line for the common case; a line whose body does not fit the completion shape is
+	// read again in two steps, so that it still yields its custom_id and a reason.
+	var one struct {
+		CustomID string `json:"custom_id"`
+		Response *struct {
+			StatusCode int        `json:"status_code"`
+			Body       completion `json:"body"`
+		} `json:"response"`
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := jsonv2.Unmarshal(b, &one, lenient); err == nil && one.CustomID != "" && one.Response != nil && one.Error == nil {
+		return judge(Result{CustomID: one.CustomID, StatusCode: one.Response.StatusCode}, &one.Response.Body), nil
+	}
 	var l outputLine
-	if err := json.Unmarshal(b, &l); err != nil {
+	if err := jsonv2.Unmarshal(b, &l, lenient); err != nil {
 		return Result{}, fmt.Errorf("not a JSON result line: %v", err)
 	}
 	if l.CustomID == "" {
@@ -142,11 +167,16 @@ func ParseLine(b []byte) (Result, error) {
 	r.StatusCode = l.Response.StatusCode
 	var c completion
 	if len(l.Response.Body) > 0 {
-		if err := json.Unmarshal(l.Response.Body, &c); err != nil {
+		if err := jsonv2.Unmarshal(l.Response.Body, &c, lenient); err != nil {
 			r.Reason = fmt.Sprintf("status %d with an unreadable body: %v", r.StatusCode, err)
 			return r, nil
 		}
 	}
+	return judge(r, &c), nil
+}
+
+// judge fills r (custom_id and status code set) from the completion body c.
+func judge(r Result, c *completion) Result {
 	r.Usage = store.Usage{InputTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.PromptTokensDetails.CachedTokens, OutputTokens: c.Usage.CompletionTokens}
 	if r.StatusCode != 200 {
 		if c.Error != nil {
@@ -154,11 +184,11 @@ func ParseLine(b []byte) (Result, error) {
 		} else {
 			r.Reason = fmt.Sprintf("status %d", r.StatusCode)
 		}
-		return r, nil
+		return r
 	}
 	if len(c.Choices) == 0 {
 		r.Reason = "no choices in the completion"
-		return r, nil
+		return r
 	}
 	ch := c.Choices[0]
 	r.FinishReason = ch.FinishReason
@@ -175,7 +205,7 @@ func ParseLine(b []byte) (Result, error) {
 		r.OK = true
 		r.Content = *ch.Message.Content
 	}
-	return r, nil
+	return r
 }
 
 func firstNonEmpty(xs ...string) string {

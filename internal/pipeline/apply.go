@@ -207,7 +207,8 @@ func (d *Deps) applyChunk(ctx context.Context, b *store.Batch, results []openaib
 		return fmt.Errorf("error loading requests: %w", err)
 	}
 	now := d.now()
-	var ok, bad []settled
+	var ok, bad, answered []settled
+	var answers []synthesis.Answer
 	var reapply []*store.Request
 	for i := range reqs {
 		r := &reqs[i]
@@ -229,12 +230,19 @@ func (d *Deps) applyChunk(ctx context.Context, b *store.Batch, results []openaib
 			bad = append(bad, settled{req: r, res: lr.res, reason: lr.res.Reason})
 			continue
 		}
-		p, err := synthesis.Decode(r.Kind, r.Word, len(r.DefinitionIDs), r.Components, lr.res.Content)
-		if err != nil {
-			bad = append(bad, settled{req: r, res: lr.res, reason: "invalid answer: " + err.Error()})
+		answered = append(answered, settled{req: r, res: lr.res})
+		answers = append(answers, synthesis.Answer{Kind: r.Kind, Word: r.Word, NDefs: len(r.DefinitionIDs), Components: r.Components, Content: lr.res.Content})
+	}
+	synthesis.DecodeAll(answers)
+	for i, a := range answers {
+		s := answered[i]
+		if a.Err != nil {
+			s.reason = "invalid answer: " + a.Err.Error()
+			bad = append(bad, s)
 			continue
 		}
-		ok = append(ok, settled{req: r, res: lr.res, parsed: p})
+		s.parsed = a.Parsed
+		ok = append(ok, s)
 	}
 	// 1. Settle the requests. The filter (batch, attempt, unsettled state) makes this a compare-and-set:
 	// a second applier's writes match nothing.

@@ -114,12 +114,10 @@ func BenchmarkBuild(b *testing.B) {
 // BenchmarkApplyParse parses and validates result lines streamed from a file, the CPU part of apply: the
 // emulator's output for the corpus (one line per request, schema-valid synthetic content), read with
 // openaibatch.Reader, each line's custom_id parsed and joined to its request (a map here, the requests
-// collection in apply) and its content validated with synthesis.Decode.
+// collection in apply) and its content validated, in chunks of pipeline.ApplyChunk lines.
 //
-//   - current: as apply does it today, one line after the other (Reader.Next, then Decode per chunk line).
-//   - onepass: bench.ParseLineOnePass (one json.Unmarshal per line instead of two) in place of ParseLine.
-//   - onepass-parallel: raw lines read in chunks of pipeline.ApplyChunk, then parsed and validated on
-//     GOMAXPROCS goroutines (bench.Parallel), the proposed shape of applyFile/applyChunk.
+//   - apply: as applyChunk does it, the chunk's answers validated with synthesis.DecodeAll (on every core).
+//   - serial: synthesis.Decode one answer after the other, for the ratio.
 func BenchmarkApplyParse(b *testing.B) {
 	corpus := bench.DefaultCorpus(b)
 	dir := b.TempDir()
@@ -129,64 +127,8 @@ func BenchmarkApplyParse(b *testing.B) {
 		in, out := filepath.Join(dir, fmt.Sprintf("in-%d.jsonl", n)), filepath.Join(dir, fmt.Sprintf("out-%d.jsonl", n))
 		bench.WriteInput(b, in, lines)
 		size := bench.EmulatorOutput(b, in, out)
-		validate := func(r openaibatch.Result) error {
-			if !r.OK {
-				return fmt.Errorf("%s: %s", r.CustomID, r.Reason)
-			}
-			if _, _, err := synthesis.ParseCustomID(r.CustomID); err != nil {
-				return err
-			}
-			req := byID[r.CustomID]
-			_, err := synthesis.Decode(req.Kind, req.Word, req.NDefs, req.Components, r.Content)
-			return err
-		}
-		b.Run(fmt.Sprintf("current/lines=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			h := bench.StartHeapPeak()
-			for b.Loop() {
-				f, err := os.Open(out)
-				if err != nil {
-					b.Fatal(err)
-				}
-				rd := openaibatch.NewReader(f)
-				chunk := make([]openaibatch.Result, 0, pipeline.ApplyChunk)
-				got := 0
-				flush := func() {
-					for _, r := range chunk {
-						if err := validate(r); err != nil {
-							b.Fatal(err)
-						}
-					}
-					got += len(chunk)
-					chunk = chunk[:0]
-				}
-				for {
-					r, _, err := rd.Next()
-					if errors.Is(err, io.EOF) {
-						break
-					}
-					if err != nil {
-						b.Fatal(err)
-					}
-					if chunk = append(chunk, r); len(chunk) == pipeline.ApplyChunk {
-						flush()
-					}
-				}
-				flush()
-				f.Close()
-				if got != n {
-					b.Fatalf("%d lines, want %d", got, n)
-				}
-			}
-			h.Report(b)
-			bench.ReportRate(b, n, size)
-		})
-		for _, parallel := range []bool{false, true} {
-			name := "onepass"
-			if parallel {
-				name = "onepass-parallel"
-			}
-			b.Run(fmt.Sprintf("%s/lines=%d", name, n), func(b *testing.B) {
+		for _, how := range []string{"apply", "serial"} {
+			b.Run(fmt.Sprintf("%s/lines=%d", how, n), func(b *testing.B) {
 				b.ReportAllocs()
 				h := bench.StartHeapPeak()
 				for b.Loop() {
@@ -194,43 +136,53 @@ func BenchmarkApplyParse(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					sc := bufio.NewScanner(f)
-					sc.Buffer(make([]byte, 0, 256<<10), 64<<20)
-					raw := make([][]byte, 0, pipeline.ApplyChunk)
-					errs := make([]error, pipeline.ApplyChunk)
+					rd := openaibatch.NewReader(f)
+					chunk := make([]openaibatch.Result, 0, pipeline.ApplyChunk)
 					got := 0
 					flush := func() {
-						one := func(i int) {
-							r, err := bench.ParseLineOnePass(raw[i])
-							if err == nil {
-								err = validate(r)
+						answers := make([]synthesis.Answer, 0, len(chunk))
+						for _, r := range chunk {
+							if !r.OK {
+								b.Fatalf("%s: %s", r.CustomID, r.Reason)
 							}
-							errs[i] = err
-						}
-						if parallel {
-							bench.Parallel(len(raw), one)
-						} else {
-							for i := range raw {
-								one(i)
-							}
-						}
-						for _, err := range errs[:len(raw)] {
-							if err != nil {
+							if _, _, err := synthesis.ParseCustomID(r.CustomID); err != nil {
 								b.Fatal(err)
 							}
+							req := byID[r.CustomID]
+							answers = append(answers, synthesis.Answer{Kind: req.Kind, Word: req.Word, NDefs: req.NDefs, Components: req.Components, Content: r.Content})
 						}
-						got += len(raw)
-						raw = raw[:0]
+						if how == "apply" {
+							synthesis.DecodeAll(answers)
+						} else {
+							for i := range answers {
+								a := &answers[i]
+								a.Parsed, a.Err = synthesis.Decode(a.Kind, a.Word, a.NDefs, a.Components, a.Content)
+							}
+						}
+						for _, a := range answers {
+							if a.Err != nil {
+								b.Fatal(a.Err)
+							}
+						}
+						got += len(chunk)
+						chunk = chunk[:0]
 					}
-					for sc.Scan() {
-						if raw = append(raw, append([]byte(nil), sc.Bytes()...)); len(raw) == pipeline.ApplyChunk {
+					for {
+						r, _, err := rd.Next()
+						if errors.Is(err, io.EOF) {
+							break
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+						if chunk = append(chunk, r); len(chunk) == pipeline.ApplyChunk {
 							flush()
 						}
 					}
 					flush()
 					f.Close()
-					if err := sc.Err(); err != nil || got != n {
-						b.Fatalf("%d lines, want %d: %v", got, n, err)
+					if got != n {
+						b.Fatalf("%d lines, want %d", got, n)
 					}
 				}
 				h.Report(b)

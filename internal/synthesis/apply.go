@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -26,13 +27,13 @@ func Decode(kind, word string, nDefs int, compNames []string, content string) (*
 	if err != nil {
 		return nil, err
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(content), &top); err != nil {
+	var top map[string]jsontext.Value
+	if err := unmarshal([]byte(content), &top); err != nil {
 		return nil, fmt.Errorf("content is not a JSON object: %v", err)
 	}
 	s := Sense{Word: word}
 	p := &Parsed{Word: map[string]any{}}
-	parseDef := func(obj map[string]json.RawMessage, where string) (map[string]any, error) {
+	parseDef := func(obj map[string]jsontext.Value, where string) (map[string]any, error) {
 		vals := map[string]any{}
 		for _, c := range comps {
 			if c.Level != DefinitionLevel {
@@ -42,7 +43,7 @@ func Decode(kind, word string, nDefs int, compNames []string, content string) (*
 			if !ok {
 				return nil, fmt.Errorf("%s: missing %q", where, c.Name)
 			}
-			v, err := c.Parse(raw, s)
+			v, err := c.Parse(json.RawMessage(raw), s)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", where, err)
 			}
@@ -65,8 +66,8 @@ func Decode(kind, word string, nDefs int, compNames []string, content string) (*
 		p.Defs = []map[string]any{vals}
 	case store.TargetWord:
 		if hasDef {
-			var senses []map[string]json.RawMessage
-			if err := json.Unmarshal(top["senses"], &senses); err != nil {
+			var senses []map[string]jsontext.Value
+			if err := unmarshal(top["senses"], &senses); err != nil {
 				return nil, fmt.Errorf("senses: want a list of objects: %v", err)
 			}
 			if len(senses) != nDefs {
@@ -91,7 +92,7 @@ func Decode(kind, word string, nDefs int, compNames []string, content string) (*
 		if !ok {
 			return nil, fmt.Errorf("content: missing %q", c.Name)
 		}
-		v, err := c.Parse(raw, s)
+		v, err := c.Parse(json.RawMessage(raw), s)
 		if err != nil {
 			return nil, err
 		}

@@ -244,7 +244,7 @@ var catalog = []*Component{
 		Missing: func(d *store.Definition) bool { return d.FrequencyBand == nil },
 		Parse: func(raw json.RawMessage, s Sense) (any, error) {
 			var f float64
-			if err := json.Unmarshal(raw, &f); err != nil || f != float64(int(f)) {
+			if err := unmarshal(raw, &f); err != nil || f != float64(int(f)) {
 				return nil, fmt.Errorf("frequency_band: want an integer 1..5, got %s", raw)
 			}
 			b, err := StoredFrequencyBand(int(f))
@@ -310,7 +310,7 @@ var catalog = []*Component{
 				Pattern     string  `json:"pattern"`
 				Description *string `json:"description"`
 			}
-			if err := json.Unmarshal(raw, &xs); err != nil {
+			if err := unmarshal(raw, &xs); err != nil {
 				return nil, fmt.Errorf("grammar_patterns: want a list of {pattern, description}: %v", err)
 			}
 			out := make([]store.GrammarPat, 0, len(xs))
@@ -346,7 +346,7 @@ var catalog = []*Component{
 				Type      string  `json:"type"`
 				Frequency float64 `json:"frequency"`
 			}
-			if err := json.Unmarshal(raw, &xs); err != nil {
+			if err := unmarshal(raw, &xs); err != nil {
 				return nil, fmt.Errorf("collocations: want a list of {text, type, frequency}: %v", err)
 			}
 			out := make([]store.Collocation, 0, len(xs))
@@ -383,7 +383,7 @@ var catalog = []*Component{
 				Type string `json:"type"`
 				Text string `json:"text"`
 			}
-			if err := json.Unmarshal(raw, &xs); err != nil {
+			if err := unmarshal(raw, &xs); err != nil {
 				return nil, fmt.Errorf("usage_notes: want a list of {type, text}: %v", err)
 			}
 			out := make([]store.UsageNote, 0, len(xs))
@@ -445,7 +445,7 @@ var catalog = []*Component{
 				Type string `json:"type"`
 				Text string `json:"text"`
 			}
-			if err := json.Unmarshal(raw, &xs); err != nil {
+			if err := unmarshal(raw, &xs); err != nil {
 				return nil, fmt.Errorf("word_forms: want a list of {type, text}: %v", err)
 			}
 			out := make([]store.WordForm, 0, len(xs))
@@ -482,7 +482,7 @@ var catalog = []*Component{
 				Phonetic string `json:"phonetic"`
 				IPA      string `json:"ipa"`
 			}
-			if err := json.Unmarshal(raw, &x); err != nil {
+			if err := unmarshal(raw, &x); err != nil {
 				return nil, fmt.Errorf("pronunciation: want {phonetic, ipa}: %v", err)
 			}
 			p := strings.TrimSpace(x.Phonetic)
@@ -513,7 +513,7 @@ var catalog = []*Component{
 				RootWords      []string `json:"root_words"`
 				FirstKnownUse  *string  `json:"first_known_use"`
 			}
-			if err := json.Unmarshal(raw, &x); err != nil {
+			if err := unmarshal(raw, &x); err != nil {
 				return nil, fmt.Errorf("etymology: want {text, origin_language, root_words, first_known_use}: %v", err)
 			}
 			t := strings.TrimSpace(x.Text)
@@ -553,7 +553,7 @@ var catalog = []*Component{
 				Content  string `json:"content"`
 				Category string `json:"category"`
 			}
-			if err := json.Unmarshal(raw, &xs); err != nil {
+			if err := unmarshal(raw, &xs); err != nil {
 				return nil, fmt.Errorf("facts: want a list of {content, category}: %v", err)
 			}
 			out := make([]factValue, 0, len(xs))
@@ -661,7 +661,7 @@ func sortComponents(names []string) []string {
 // parseWordList validates a list of words: trimmed, non-empty, not the headword, no duplicates (case-insensitive).
 func parseWordList(raw json.RawMessage, headword string, limit int) ([]string, error) {
 	var xs []string
-	if err := json.Unmarshal(raw, &xs); err != nil {
+	if err := unmarshal(raw, &xs); err != nil {
 		return nil, fmt.Errorf("want a list of words: %v", err)
 	}
 	seen := map[string]bool{strings.ToLower(strings.TrimSpace(headword)): true}
@@ -681,7 +681,7 @@ func parseWordList(raw json.RawMessage, headword string, limit int) ([]string, e
 // parseTexts validates a list of sentences: trimmed, non-empty, at most maxLen bytes, no duplicates.
 func parseTexts(raw json.RawMessage, maxLen, limit int) ([]string, error) {
 	var xs []string
-	if err := json.Unmarshal(raw, &xs); err != nil {
+	if err := unmarshal(raw, &xs); err != nil {
 		return nil, fmt.Errorf("want a list of sentences: %v", err)
 	}
 	out := make([]string, 0, len(xs))
@@ -702,7 +702,7 @@ func parseTexts(raw json.RawMessage, maxLen, limit int) ([]string, error) {
 
 func parseString(raw json.RawMessage) (string, error) {
 	var x string
-	if err := json.Unmarshal(raw, &x); err != nil {
+	if err := unmarshal(raw, &x); err != nil {
 		return "", fmt.Errorf("want a string, got %s", raw)
 	}
 	return x, nil
@@ -710,7 +710,7 @@ func parseString(raw json.RawMessage) (string, error) {
 
 func parseNullableString(raw json.RawMessage) (*string, error) {
 	var x *string
-	if err := json.Unmarshal(raw, &x); err != nil {
+	if err := unmarshal(raw, &x); err != nil {
 		return nil, fmt.Errorf("want a string or null, got %s", raw)
 	}
 	return x, nil
