@@ -129,9 +129,9 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 		d.log().Info("builds held for model", "model", model, "until", until)
 		return nil, nil
 	}
-	budget := int64(-1)
+	budget, used := int64(-1), int64(0)
 	if d.Config.TokenBudget > 0 {
-		used, err := d.enqueuedTokens(ctx, model)
+		used, err = d.enqueuedTokens(ctx, model)
 		if err != nil {
 			return nil, err
 		}
@@ -163,7 +163,9 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 	var ids []string
 	var tokens int64
 	for _, c := range cands {
-		if budget >= 0 && tokens+c.InputTokensEst > budget && len(ids) > 0 {
+		// A request bigger than what is left of the budget waits, unless nothing is enqueued: then it goes
+		// alone, or a request bigger than the whole budget would never be sent.
+		if budget >= 0 && tokens+c.InputTokensEst > budget && (len(ids) > 0 || used > 0) {
 			break
 		}
 		if !split.Fits(c.BodyBytes + lineOverhead) {
@@ -171,6 +173,10 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 		}
 		ids = append(ids, c.ID)
 		tokens += c.InputTokensEst
+	}
+	if len(ids) == 0 {
+		d.log().Info("token budget too low for the next request; waiting for batches to finish", "model", model, "in_use", used)
+		return nil, nil
 	}
 	b = store.Batch{
 		ID: NewID("sb"), Model: model, State: store.BatchClaiming, StatusHistory: []store.StatusChange{},
