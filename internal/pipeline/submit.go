@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/floridify/batchsynth/internal/store"
@@ -61,14 +60,13 @@ func (d *Deps) Submit(ctx context.Context, s Submission) (*store.Job, error) {
 	if job.InputErrors == nil {
 		job.InputErrors = []store.InputError{}
 	}
-	// Inputs first, job last: a job document always has all its inputs.
+	// Inputs first, job last: a job document always has all its inputs. The job id is new, so its inputs are
+	// plain inserts (one command per 50 chunks): nothing can hold their ids yet.
 	var models []mongo.WriteModel
 	for seq := 0; seq < job.Chunks; seq++ {
 		end := min((seq+1)*InputChunk, len(s.Words))
-		models = append(models, mongo.NewReplaceOneModel().
-			SetFilter(bson.M{"_id": fmt.Sprintf("%s:%d", job.ID, seq)}).
-			SetReplacement(store.JobInput{ID: fmt.Sprintf("%s:%d", job.ID, seq), JobID: job.ID, Seq: seq, Words: s.Words[seq*InputChunk : end]}).
-			SetUpsert(true))
+		models = append(models, mongo.NewInsertOneModel().
+			SetDocument(store.JobInput{ID: fmt.Sprintf("%s:%d", job.ID, seq), JobID: job.ID, Seq: seq, Words: s.Words[seq*InputChunk : end]}))
 		if len(models) == 50 || seq == job.Chunks-1 {
 			if err := d.Store.BulkWrite(ctx, d.Store.Inputs, models, false); err != nil {
 				return nil, fmt.Errorf("error storing job inputs: %w", err)
