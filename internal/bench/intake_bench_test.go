@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"strconv"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -32,16 +31,7 @@ func BenchmarkIntake(b *testing.B) {
 	if testing.Short() {
 		n, nDefs = 10_000, 2_000
 	}
-	sample := Words(b, 1000)
-	all := make([]store.InputWord, max(n, nDefs))
-	for i := range all {
-		w := sample[i%len(sample)]
-		if pass := i / len(sample); pass > 0 {
-			w.Word += strconv.Itoa(pass)
-		}
-		w.Line = i + 1
-		all[i] = w
-	}
+	all := Cycled(b, max(n, nDefs))
 	s := NewStack(b, StackOptions{})
 	srv := &web.Server{Deps: s.Deps, Log: Logger()}
 	ts := httptest.NewServer(srv.Handler())

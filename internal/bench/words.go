@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/floridify/batchsynth/internal/input"
@@ -82,6 +83,22 @@ func Headwords(words []store.InputWord) []store.InputWord {
 	out := make([]store.InputWord, len(words))
 	for i, w := range words {
 		out[i] = store.InputWord{Word: w.Word, Line: w.Line}
+	}
+	return out
+}
+
+// Cycled returns n words: the shipped sample's 1,000 with their senses, repeated under fresh headwords
+// ("word1", "word2", ... on each pass after the first), numbered as lines of one input file.
+func Cycled(tb testing.TB, n int) []store.InputWord {
+	sample := Words(tb, 1000)
+	out := make([]store.InputWord, n)
+	for i := range out {
+		w := sample[i%len(sample)]
+		if pass := i / len(sample); pass > 0 {
+			w.Word += strconv.Itoa(pass)
+		}
+		w.Line = i + 1
+		out[i] = w
 	}
 	return out
 }
