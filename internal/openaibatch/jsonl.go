@@ -12,6 +12,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/floridify/batchsynth/internal/parallel"
 	"github.com/floridify/batchsynth/internal/store"
 )
 
@@ -233,20 +234,47 @@ func NewReader(r io.Reader) *Reader {
 // Next returns the next non-blank line's Result, its 1-based line number, and io.EOF at the end. A malformed
 // line returns its error with the line number; reading may go on.
 func (r *Reader) Next() (Result, int, error) {
+	b, line, err := r.next()
+	if err != nil {
+		return Result{}, line, err
+	}
+	res, err := ParseLine(b)
+	if err != nil {
+		return Result{}, line, fmt.Errorf("line %d: %w", line, err)
+	}
+	return res, line, nil
+}
+
+// Lines reads up to n more non-blank lines, for ParseLines: copies of the lines and their 1-based numbers.
+// At the end it returns what it read (perhaps nothing) and io.EOF.
+func (r *Reader) Lines(n int) (lines [][]byte, numbers []int, err error) {
+	for len(lines) < n {
+		b, line, err := r.next()
+		if err != nil {
+			return lines, numbers, err
+		}
+		lines, numbers = append(lines, bytes.Clone(b)), append(numbers, line)
+	}
+	return lines, numbers, nil
+}
+
+// next returns the next non-blank line (valid until the next call) and its number.
+func (r *Reader) next() ([]byte, int, error) {
 	for r.sc.Scan() {
 		r.line++
-		b := bytes.TrimSpace(r.sc.Bytes())
-		if len(b) == 0 {
-			continue
+		if b := bytes.TrimSpace(r.sc.Bytes()); len(b) > 0 {
+			return b, r.line, nil
 		}
-		res, err := ParseLine(b)
-		if err != nil {
-			return Result{}, r.line, fmt.Errorf("line %d: %w", r.line, err)
-		}
-		return res, r.line, nil
 	}
 	if err := r.sc.Err(); err != nil {
-		return Result{}, r.line, fmt.Errorf("error reading results after line %d: %w", r.line, err)
+		return nil, r.line, fmt.Errorf("error reading results after line %d: %w", r.line, err)
 	}
-	return Result{}, r.line, io.EOF
+	return nil, r.line, io.EOF
+}
+
+// ParseLines parses lines on every core (ParseLine is pure): results[i] and errs[i] are lines[i]'s.
+func ParseLines(lines [][]byte) (results []Result, errs []error) {
+	results, errs = make([]Result, len(lines)), make([]error, len(lines))
+	parallel.For(len(lines), func(i int) { results[i], errs[i] = ParseLine(lines[i]) })
+	return results, errs
 }

@@ -144,33 +144,33 @@ func (d *Deps) applyFile(ctx context.Context, b *store.Batch, fileID string, cou
 		return err
 	}
 	defer rc.Close()
+	// A chunk at a time: read its lines, parse them on every core, then settle and write them (applyChunk
+	// validates the answers on every core too). Memory stays flat whatever the file's size.
 	rd := openaibatch.NewReader(rc)
-	chunk := make([]openaibatch.Result, 0, ApplyChunk)
 	for {
-		r, line, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
+		raw, numbers, readErr := rd.Lines(ApplyChunk)
+		if readErr != nil && !errors.Is(readErr, io.EOF) {
+			return fmt.Errorf("file %s: %w", fileID, readErr)
 		}
-		if err != nil {
-			if strings.HasPrefix(err.Error(), "error reading") {
-				return fmt.Errorf("file %s: %w", fileID, err)
+		results, errs := openaibatch.ParseLines(raw)
+		chunk := results[:0]
+		for i, r := range results {
+			if errs[i] != nil {
+				// A malformed line cannot be joined to a request; that request is settled as a leftover.
+				d.log().Warn("malformed result line", "batch_id", b.ID, "file_id", fileID, "line", numbers[i], "error", errs[i])
+				continue
 			}
-			// A malformed line cannot be joined to a request; that request is settled as a leftover.
-			d.log().Warn("malformed result line", "batch_id", b.ID, "file_id", fileID, "line", line, "error", err)
-			continue
+			chunk = append(chunk, r)
 		}
-		chunk = append(chunk, r)
-		if len(chunk) == ApplyChunk {
+		if len(chunk) > 0 {
 			if err := d.applyChunk(ctx, b, chunk, counts); err != nil {
 				return err
 			}
-			chunk = chunk[:0]
+		}
+		if readErr != nil {
+			return nil
 		}
 	}
-	if len(chunk) > 0 {
-		return d.applyChunk(ctx, b, chunk, counts)
-	}
-	return nil
 }
 
 type settled struct {

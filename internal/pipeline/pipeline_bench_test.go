@@ -112,12 +112,13 @@ func BenchmarkBuild(b *testing.B) {
 }
 
 // BenchmarkApplyParse parses and validates result lines streamed from a file, the CPU part of apply: the
-// emulator's output for the corpus (one line per request, schema-valid synthetic content), read with
-// openaibatch.Reader, each line's custom_id parsed and joined to its request (a map here, the requests
-// collection in apply) and its content validated, in chunks of pipeline.ApplyChunk lines.
+// emulator's output for the corpus (one line per request, schema-valid synthetic content), read in chunks of
+// pipeline.ApplyChunk lines, each line's custom_id parsed and joined to its request (a map here, the
+// requests collection in apply) and its content validated.
 //
-//   - apply: as applyChunk does it, the chunk's answers validated with synthesis.DecodeAll (on every core).
-//   - serial: synthesis.Decode one answer after the other, for the ratio.
+//   - apply: as applyFile and applyChunk do it: Reader.Lines, openaibatch.ParseLines and
+//     synthesis.DecodeAll (both on every core).
+//   - serial: Reader.Next and synthesis.Decode, one line after the other, for the ratio.
 func BenchmarkApplyParse(b *testing.B) {
 	corpus := bench.DefaultCorpus(b)
 	dir := b.TempDir()
@@ -127,68 +128,92 @@ func BenchmarkApplyParse(b *testing.B) {
 		in, out := filepath.Join(dir, fmt.Sprintf("in-%d.jsonl", n)), filepath.Join(dir, fmt.Sprintf("out-%d.jsonl", n))
 		bench.WriteInput(b, in, lines)
 		size := bench.EmulatorOutput(b, in, out)
-		for _, how := range []string{"apply", "serial"} {
-			b.Run(fmt.Sprintf("%s/lines=%d", how, n), func(b *testing.B) {
-				b.ReportAllocs()
-				h := bench.StartHeapPeak()
-				for b.Loop() {
-					f, err := os.Open(out)
+		answer := func(r openaibatch.Result) synthesis.Answer {
+			if !r.OK {
+				b.Fatalf("%s: %s", r.CustomID, r.Reason)
+			}
+			if _, _, err := synthesis.ParseCustomID(r.CustomID); err != nil {
+				b.Fatal(err)
+			}
+			req := byID[r.CustomID]
+			return synthesis.Answer{Kind: req.Kind, Word: req.Word, NDefs: req.NDefs, Components: req.Components, Content: r.Content}
+		}
+		check := func(answers []synthesis.Answer) {
+			for _, a := range answers {
+				if a.Err != nil {
+					b.Fatal(a.Err)
+				}
+			}
+		}
+		b.Run(fmt.Sprintf("apply/lines=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			h := bench.StartHeapPeak()
+			for b.Loop() {
+				f, err := os.Open(out)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rd := openaibatch.NewReader(f)
+				got := 0
+				for {
+					raw, _, readErr := rd.Lines(pipeline.ApplyChunk)
+					if readErr != nil && !errors.Is(readErr, io.EOF) {
+						b.Fatal(readErr)
+					}
+					results, errs := openaibatch.ParseLines(raw)
+					answers := make([]synthesis.Answer, len(results))
+					for i, r := range results {
+						if errs[i] != nil {
+							b.Fatal(errs[i])
+						}
+						answers[i] = answer(r)
+					}
+					synthesis.DecodeAll(answers)
+					check(answers)
+					got += len(answers)
+					if readErr != nil {
+						break
+					}
+				}
+				f.Close()
+				if got != n {
+					b.Fatalf("%d lines, want %d", got, n)
+				}
+			}
+			h.Report(b)
+			bench.ReportRate(b, n, size)
+		})
+		b.Run(fmt.Sprintf("serial/lines=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			h := bench.StartHeapPeak()
+			for b.Loop() {
+				f, err := os.Open(out)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rd := openaibatch.NewReader(f)
+				got := 0
+				for {
+					r, _, err := rd.Next()
+					if errors.Is(err, io.EOF) {
+						break
+					}
 					if err != nil {
 						b.Fatal(err)
 					}
-					rd := openaibatch.NewReader(f)
-					chunk := make([]openaibatch.Result, 0, pipeline.ApplyChunk)
-					got := 0
-					flush := func() {
-						answers := make([]synthesis.Answer, 0, len(chunk))
-						for _, r := range chunk {
-							if !r.OK {
-								b.Fatalf("%s: %s", r.CustomID, r.Reason)
-							}
-							if _, _, err := synthesis.ParseCustomID(r.CustomID); err != nil {
-								b.Fatal(err)
-							}
-							req := byID[r.CustomID]
-							answers = append(answers, synthesis.Answer{Kind: req.Kind, Word: req.Word, NDefs: req.NDefs, Components: req.Components, Content: r.Content})
-						}
-						if how == "apply" {
-							synthesis.DecodeAll(answers)
-						} else {
-							for i := range answers {
-								a := &answers[i]
-								a.Parsed, a.Err = synthesis.Decode(a.Kind, a.Word, a.NDefs, a.Components, a.Content)
-							}
-						}
-						for _, a := range answers {
-							if a.Err != nil {
-								b.Fatal(a.Err)
-							}
-						}
-						got += len(chunk)
-						chunk = chunk[:0]
-					}
-					for {
-						r, _, err := rd.Next()
-						if errors.Is(err, io.EOF) {
-							break
-						}
-						if err != nil {
-							b.Fatal(err)
-						}
-						if chunk = append(chunk, r); len(chunk) == pipeline.ApplyChunk {
-							flush()
-						}
-					}
-					flush()
-					f.Close()
-					if got != n {
-						b.Fatalf("%d lines, want %d", got, n)
-					}
+					a := answer(r)
+					a.Parsed, a.Err = synthesis.Decode(a.Kind, a.Word, a.NDefs, a.Components, a.Content)
+					check([]synthesis.Answer{a})
+					got++
 				}
-				h.Report(b)
-				bench.ReportRate(b, n, size)
-			})
-		}
+				f.Close()
+				if got != n {
+					b.Fatalf("%d lines, want %d", got, n)
+				}
+			}
+			h.Report(b)
+			bench.ReportRate(b, n, size)
+		})
 	}
 }
 

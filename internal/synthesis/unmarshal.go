@@ -1,11 +1,9 @@
 package synthesis
 
 import (
-	"runtime"
-	"sync"
-	"sync/atomic"
-
 	jsonv2 "github.com/go-json-experiment/json"
+
+	"github.com/floridify/batchsynth/internal/parallel"
 )
 
 // unmarshal decodes model answers. It uses go-json-experiment/json (the upstream of Go's encoding/json/v2)
@@ -29,20 +27,8 @@ type Answer struct {
 // DecodeAll decodes answers on every core. Decode is pure and is most of apply's CPU, so a chunk of a
 // result file validates about GOMAXPROCS times faster than one answer after the other.
 func DecodeAll(answers []Answer) {
-	workers := min(runtime.GOMAXPROCS(0), len(answers)/16+1)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(answers) {
-					return
-				}
-				a := &answers[i]
-				a.Parsed, a.Err = Decode(a.Kind, a.Word, a.NDefs, a.Components, a.Content)
-			}
-		})
-	}
-	wg.Wait()
+	parallel.For(len(answers), func(i int) {
+		a := &answers[i]
+		a.Parsed, a.Err = Decode(a.Kind, a.Word, a.NDefs, a.Components, a.Content)
+	})
 }
