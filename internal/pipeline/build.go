@@ -182,25 +182,41 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 		ID: NewID("sb"), Model: model, State: store.BatchClaiming, StatusHistory: []store.StatusChange{},
 		LeaseOwner: d.owner(), LeaseUntil: now.Add(buildLease), CreatedAt: now, UpdatedAt: now,
 	}
-	// Claim first, then record the batch: a builder that lost every candidate to another builder leaves no
-	// empty document behind. If it dies between the two steps, the sweep finds requests claimed by a batch
-	// that does not exist and releases them. The claim is a compare-and-set on state.
+	// Record the batch first, then claim: a request never names a batch that does not exist, so the sweep
+	// (which releases requests claimed by a missing or abandoned batch) cannot release requests while their
+	// claim is still being written and have them sent twice. If this builder dies after the insert, the
+	// lease runs out and the next builder resumes the document in state claiming. The claim is a
+	// compare-and-set on state.
+	if _, err := d.Store.Batches.InsertOne(ctx, b); err != nil {
+		return nil, fmt.Errorf("error creating batch document: %w", err)
+	}
 	res, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"_id": bson.M{"$in": ids}, "state": store.StatePending},
 		bson.M{"$set": bson.M{"state": store.StateClaimed, "batch_id": b.ID, "updated_at": now}, "$inc": bson.M{"attempts": 1}})
 	if err != nil {
 		return nil, fmt.Errorf("error claiming requests for %s: %w", b.ID, err)
 	}
 	if res.ModifiedCount == 0 {
+		// Another builder took every candidate: no request names this document, so it can go.
+		if _, err := d.Store.Batches.DeleteOne(ctx, bson.M{"_id": b.ID, "state": store.BatchClaiming}); err != nil {
+			return nil, fmt.Errorf("error removing empty batch %s: %w", b.ID, err)
+		}
 		return nil, nil
 	}
 	// The claim's own count is authoritative; counting again right away could read a stale snapshot on
 	// FerretDB (SQLite WAL), and a batch must not be abandoned for a miscount.
-	b.State, b.RequestCount = store.BatchUploading, int(res.ModifiedCount)
+	extra := bson.M{"request_count": int(res.ModifiedCount)}
 	if int(res.ModifiedCount) == len(ids) {
-		b.InputTokensEst = tokens
+		extra["input_tokens_est"] = tokens
 	}
-	if _, err := d.Store.Batches.InsertOne(ctx, b); err != nil {
-		return nil, fmt.Errorf("error creating batch document: %w", err)
+	if err := d.setBatch(ctx, &b, store.BatchClaiming, store.BatchUploading, extra); err != nil {
+		return nil, err
+	}
+	if b.State != store.BatchUploading {
+		return nil, nil // moved by someone else (a cancel): reload has the document as it is
+	}
+	b.RequestCount = int(res.ModifiedCount)
+	if v, ok := extra["input_tokens_est"]; ok {
+		b.InputTokensEst = v.(int64)
 	}
 	return &b, nil
 }
