@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/floridify/batchsynth/internal/bench"
 	"github.com/floridify/batchsynth/internal/emulator"
 	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/store"
@@ -79,7 +80,7 @@ func TestChaos(t *testing.T) {
 
 	ctx := context.Background()
 	began := time.Now()
-	job, err := c.ctl.Deps.Submit(ctx, pipeline.Submission{Source: "chaos", Words: sampleWords(t, words),
+	job, err := c.ctl.Deps.Submit(ctx, pipeline.Submission{Source: "chaos", Words: bench.Words(t, words),
 		Components: []string{"synonyms", "examples", "cefr_level"}, Mode: "packed"})
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +237,7 @@ func TestWorkerSIGTERMHandsBack(t *testing.T) {
 	w := c.start("worker-0", "worker")
 	c.start("scheduler-0", "scheduler")
 	ctx := context.Background()
-	job, err := c.ctl.Deps.Submit(ctx, pipeline.Submission{Source: "sigterm", Words: sampleWords(t, 5),
+	job, err := c.ctl.Deps.Submit(ctx, pipeline.Submission{Source: "sigterm", Words: bench.Words(t, 5),
 		Components: []string{"synonyms"}, Mode: "packed"})
 	if err != nil {
 		t.Fatal(err)

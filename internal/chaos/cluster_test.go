@@ -23,7 +23,6 @@ import (
 	"github.com/floridify/batchsynth/internal/config"
 	"github.com/floridify/batchsynth/internal/emulator"
 	"github.com/floridify/batchsynth/internal/fleet"
-	"github.com/floridify/batchsynth/internal/input"
 	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/store"
 	"github.com/floridify/batchsynth/internal/testenv"
@@ -287,35 +286,6 @@ func (c *cluster) dumpLogs() {
 		}
 		c.t.Logf("---- %s: %d warnings and errors\n%s", e.Name(), len(keep), strings.Join(keep, "\n"))
 	}
-}
-
-// sampleWords reads the first n words of the shipped WordNet sample.
-func sampleWords(t *testing.T, n int) []store.InputWord {
-	t.Helper()
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(filepath.Join(root, "examples", "words-1000.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var buf bytes.Buffer
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for i := 0; i < n && sc.Scan(); i++ {
-		buf.Write(sc.Bytes())
-		buf.WriteByte('\n')
-	}
-	p, err := input.Parse(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(p.Words) != n || len(p.Errors) > 0 {
-		t.Fatalf("want %d clean words, got %d words and errors %v", n, len(p.Words), p.Errors)
-	}
-	return p.Words
 }
 
 // waitJob waits until the job is finished, checking cheaply (a count of its unsettled requests) and reading

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/floridify/batchsynth/internal/bench"
 	"github.com/floridify/batchsynth/internal/chaos"
 	"github.com/floridify/batchsynth/internal/config"
 	"github.com/floridify/batchsynth/internal/emulator"
@@ -63,7 +64,7 @@ func faultFleet(t *testing.T, emu emulator.Config, tune func(*config.Config), o 
 // submit sends the first n words of the sample as one packed job.
 func submit(t *testing.T, f *testfleet.Fleet, n int) *store.Job {
 	t.Helper()
-	job, err := f.Deps.Submit(context.Background(), pipeline.Submission{Source: t.Name(), Words: firstWords(t, n), Components: faultComponents, Mode: "packed"})
+	job, err := f.Deps.Submit(context.Background(), pipeline.Submission{Source: t.Name(), Words: bench.Words(t, n), Components: faultComponents, Mode: "packed"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"os"
 	"slices"
@@ -12,38 +10,13 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/floridify/batchsynth/internal/bench"
 	"github.com/floridify/batchsynth/internal/config"
-	"github.com/floridify/batchsynth/internal/input"
 	"github.com/floridify/batchsynth/internal/openaibatch"
 	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/store"
 	"github.com/floridify/batchsynth/internal/testfleet"
 )
-
-// firstWords reads the first n words of the shipped WordNet sample.
-func firstWords(t *testing.T, n int) []store.InputWord {
-	t.Helper()
-	f, err := os.Open("../../examples/words-1000.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var buf bytes.Buffer
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for i := 0; i < n && sc.Scan(); i++ {
-		buf.Write(sc.Bytes())
-		buf.WriteByte('\n')
-	}
-	p, err := input.Parse(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(p.Words) != n || len(p.Errors) > 0 {
-		t.Fatalf("want %d clean words, got %d words and errors %v", n, len(p.Words), p.Errors)
-	}
-	return p.Words
-}
 
 func waitFinished(t *testing.T, d *pipeline.Deps, jobID string, timeout time.Duration) *pipeline.JobProgress {
 	t.Helper()
@@ -73,7 +46,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	f := testfleet.Start(t, testfleet.Options{Workers: 2, Tune: func(c *config.Config) { c.MaxLines = maxLines }})
 	ctx := context.Background()
 	comps := []string{"synonyms", "examples", "cefr_level"}
-	job, err := f.Deps.Submit(ctx, pipeline.Submission{Source: "test", Words: firstWords(t, words), Components: comps, Mode: "packed"})
+	job, err := f.Deps.Submit(ctx, pipeline.Submission{Source: "test", Words: bench.Words(t, words), Components: comps, Mode: "packed"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +160,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	}
 
 	// Submitting the same words again asks for nothing: every field is present.
-	again, err := f.Deps.Submit(ctx, pipeline.Submission{Source: "test-again", Words: firstWords(t, words), Components: comps, Mode: "packed"})
+	again, err := f.Deps.Submit(ctx, pipeline.Submission{Source: "test-again", Words: bench.Words(t, words), Components: comps, Mode: "packed"})
 	if err != nil {
 		t.Fatal(err)
 	}
