@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"testing"
 
 	"github.com/openai/openai-go/v3"
 
@@ -19,4 +22,48 @@ func UploadSDK(ctx context.Context, c *openaibatch.Client, name string, r io.Rea
 		return "", fmt.Errorf("error uploading %s: %w", name, err)
 	}
 	return f.ID, nil
+}
+
+// UploadBenchmarks is the body the upload benchmarks share (the emulator in the benchmark's process, or in a
+// child process): for each size, a file of that many corpus lines uploaded through c, as "sdk/lines=N"
+// (UploadSDK) and "streamed/lines=N" (Client.Upload), each file deleted after its upload. It reports the
+// peak heap and the rate.
+func UploadBenchmarks(b *testing.B, c *openaibatch.Client, sizes []int) {
+	corpus := DefaultCorpus(b)
+	dir := b.TempDir()
+	uploads := map[string]func(context.Context, string, io.Reader) (string, error){
+		"sdk":      func(ctx context.Context, name string, r io.Reader) (string, error) { return UploadSDK(ctx, c, name, r) },
+		"streamed": c.Upload,
+	}
+	for _, n := range sizes {
+		path := filepath.Join(dir, fmt.Sprintf("input-%d.jsonl", n))
+		size := WriteInput(b, path, corpus.Lines(n))
+		for _, how := range []string{"sdk", "streamed"} {
+			upload := uploads[how]
+			b.Run(fmt.Sprintf("%s/lines=%d", how, n), func(b *testing.B) {
+				ctx := context.Background()
+				f, err := os.Open(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer f.Close()
+				b.ReportAllocs()
+				h := StartHeapPeak()
+				for b.Loop() {
+					if _, err := f.Seek(0, io.SeekStart); err != nil {
+						b.Fatal(err)
+					}
+					id, err := upload(ctx, "bench.jsonl", f)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := c.OpenAI().Files.Delete(ctx, id); err != nil {
+						b.Fatal(err)
+					}
+				}
+				h.Report(b)
+				ReportRate(b, n, size)
+			})
+		}
+	}
 }

@@ -2,7 +2,6 @@ package openaibatch_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -74,47 +73,9 @@ func BenchmarkAppendLine(b *testing.B) {
 // upload. internal/bench's BenchmarkUploadOutOfProcess runs the emulator in a child process to leave the
 // client's heap alone.
 func BenchmarkUpload(b *testing.B) {
-	corpus := bench.DefaultCorpus(b)
-	dir := b.TempDir()
 	_, base := testenv.Emulator(b, emulator.Config{})
 	c := openaibatch.New(openaibatch.Options{APIKey: "sk-bench", BaseURL: base, MaxRetries: 2, Timeout: 10 * time.Minute})
-	uploads := map[string]func(context.Context, *openaibatch.Client, string, io.Reader) (string, error){
-		"sdk": bench.UploadSDK,
-		"streamed": func(ctx context.Context, c *openaibatch.Client, name string, r io.Reader) (string, error) {
-			return c.Upload(ctx, name, r)
-		},
-	}
-	for _, n := range benchSizes() {
-		path := filepath.Join(dir, fmt.Sprintf("input-%d.jsonl", n))
-		size := bench.WriteInput(b, path, corpus.Lines(n))
-		for _, how := range []string{"sdk", "streamed"} {
-			upload := uploads[how]
-			b.Run(fmt.Sprintf("%s/lines=%d", how, n), func(b *testing.B) {
-				ctx := context.Background()
-				f, err := os.Open(path)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer f.Close()
-				b.ReportAllocs()
-				h := bench.StartHeapPeak()
-				for b.Loop() {
-					if _, err := f.Seek(0, io.SeekStart); err != nil {
-						b.Fatal(err)
-					}
-					id, err := upload(ctx, c, "bench.jsonl", f)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if _, err := c.OpenAI().Files.Delete(ctx, id); err != nil {
-						b.Fatal(err)
-					}
-				}
-				h.Report(b)
-				bench.ReportRate(b, n, size)
-			})
-		}
-	}
+	bench.UploadBenchmarks(b, c, benchSizes())
 }
 
 // BenchmarkReader parses result lines streamed from a file (openaibatch.Reader and ParseLine, no content
