@@ -74,29 +74,11 @@ func (d *Deps) Build(ctx context.Context, model string, flush bool) error {
 // until stop is called. A dead process stops renewing, so another worker may take the batch over within
 // lease. The returned stop ends the renewing and waits for it.
 func (d *Deps) keepLease(ctx context.Context, id string, states bson.A, lease time.Duration) func() {
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-			}
-			res, err := d.Store.Batches.UpdateOne(rctx, bson.M{"_id": id, "lease_owner": d.owner(), "state": bson.M{"$in": states}},
-				bson.M{"$set": bson.M{"lease_until": d.now().Add(lease)}})
-			if err == nil && res.MatchedCount == 0 {
-				return // moved on (by us) or taken over: nothing of ours to renew
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
+	return renewEvery(ctx, lease/3, func(rctx context.Context) bool {
+		res, err := d.Store.Batches.UpdateOne(rctx, bson.M{"_id": id, "lease_owner": d.owner(), "state": bson.M{"$in": states}},
+			bson.M{"$set": bson.M{"lease_until": d.now().Add(lease)}})
+		return err != nil || res.MatchedCount > 0 // nothing matched: moved on (by us) or taken over
+	})
 }
 
 // releaseLease lets other workers take batch document id after the given delay, if we still hold it.
@@ -204,20 +186,17 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 	}
 	// The claim's own count is authoritative; counting again right away could read a stale snapshot on
 	// FerretDB (SQLite WAL), and a batch must not be abandoned for a miscount.
-	extra := bson.M{"request_count": int(res.ModifiedCount)}
-	if int(res.ModifiedCount) == len(ids) {
-		extra["input_tokens_est"] = tokens
+	n, est := int(res.ModifiedCount), int64(0)
+	if n == len(ids) {
+		est = tokens // else some candidates went to another claim and which ones is unknown here: 0, as before
 	}
-	if err := d.setBatch(ctx, &b, store.BatchClaiming, store.BatchUploading, extra); err != nil {
+	if err := d.setBatch(ctx, &b, store.BatchClaiming, store.BatchUploading, bson.M{"request_count": n, "input_tokens_est": est}); err != nil {
 		return nil, err
 	}
 	if b.State != store.BatchUploading {
 		return nil, nil // moved by someone else (a cancel): reload has the document as it is
 	}
-	b.RequestCount = int(res.ModifiedCount)
-	if v, ok := extra["input_tokens_est"]; ok {
-		b.InputTokensEst = v.(int64)
-	}
+	b.RequestCount, b.InputTokensEst = n, est
 	return &b, nil
 }
 

@@ -32,21 +32,39 @@ func (d *Deps) lockModel(ctx context.Context, model string) func() {
 	if err != nil || !ok {
 		return nil
 	}
-	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	stopRenewing := renewEvery(ctx, buildLockTTL/3, func(rctx context.Context) bool {
+		_ = renewLockScript.Run(rctx, d.Redis, []string{key}, token, buildLockTTL.Milliseconds()).Err()
+		return true
+	})
+	return func() {
+		stopRenewing()
+		_ = unlockScript.Run(context.WithoutCancel(ctx), d.Redis, []string{key}, token).Err()
+	}
+}
+
+// renewEvery calls renew every period, with a context that outlives ctx's cancellation, until renew reports
+// false or the returned stop is called. stop waits for a renewal in progress to end. It serves every lease
+// batchsynth keeps alive while it works (the build lock in Redis, batch documents' leases in MongoDB).
+func renewEvery(ctx context.Context, period time.Duration, renew func(context.Context) bool) (stop func()) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(buildLockTTL / 3)
+		defer close(done)
+		t := time.NewTicker(period)
 		defer t.Stop()
 		for {
 			select {
 			case <-rctx.Done():
 				return
 			case <-t.C:
-				_ = renewLockScript.Run(rctx, d.Redis, []string{key}, token, buildLockTTL.Milliseconds()).Err()
+			}
+			if !renew(rctx) {
+				return
 			}
 		}
 	}()
 	return func() {
-		stop()
-		_ = unlockScript.Run(context.WithoutCancel(ctx), d.Redis, []string{key}, token).Err()
+		cancel()
+		<-done
 	}
 }
