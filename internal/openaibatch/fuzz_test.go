@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -144,7 +145,8 @@ func FuzzParseLineFields(f *testing.F) {
 }
 
 // FuzzReader feeds arbitrary files to the Reader: it never panics, numbers lines from 1 upwards, and
-// accounts for every non-blank line exactly once (a result or a per-line error).
+// accounts for every non-blank line exactly once (a result or a per-line error); reading in chunks, as
+// apply does, gives the same lines and results.
 func FuzzReader(f *testing.F) {
 	f.Add([]byte("{\"custom_id\":\"a-1\",\"response\":null,\"error\":{\"code\":\"x\",\"message\":\"y\"}}\n\ngarbage\n"))
 	f.Add([]byte("\r\n\r\n{\"custom_id\":\"b-1\"}\r\n"))
@@ -152,6 +154,12 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rd := NewReader(bytes.NewReader(data))
 		last, seen := 0, 0
+		type read struct {
+			r    Result
+			line int
+			ok   bool
+		}
+		var byNext []read
 		for {
 			r, n, err := rd.Next()
 			if errors.Is(err, io.EOF) {
@@ -168,6 +176,23 @@ func FuzzReader(f *testing.F) {
 			if err == nil {
 				checkResult(t, r)
 			}
+			byNext = append(byNext, read{r, n, err == nil})
+		}
+		// Apply reads in chunks (Lines, then ParseLines on every core): the same lines, numbers and results.
+		rd = NewReader(bytes.NewReader(data))
+		var byChunk []read
+		for {
+			raw, numbers, err := rd.Lines(3)
+			results, errs := ParseLines(raw)
+			for i := range raw {
+				byChunk = append(byChunk, read{results[i], numbers[i], errs[i] == nil})
+			}
+			if err != nil {
+				break
+			}
+		}
+		if !reflect.DeepEqual(byNext, byChunk) {
+			t.Fatalf("Next read %+v, Lines and ParseLines %+v", byNext, byChunk)
 		}
 		want := 0
 		for l := range strings.Lines(string(data)) {
