@@ -100,6 +100,7 @@ func scaleRun(b *testing.B, words []store.InputWord, workers, maxLines int) scal
 	for range workers {
 		children = append(children, StartChild(b, RoleWorker, env...))
 	}
+	stats0 := testenv.MongoCommandStats()
 	cpu0 := selfCPU()
 	start := time.Now()
 	job, err := f.Deps.Submit(ctx, pipeline.Submission{Source: "bench", Words: words, Components: Components, Mode: synthesis.ModePacked})
@@ -117,7 +118,7 @@ func scaleRun(b *testing.B, words []store.InputWord, workers, maxLines int) scal
 		}
 	}
 	return scaleResult{workers: workers, requests: p.Total, batches: len(p.Batches), wall: wall,
-		timeline: timeline(b, f.Store, job.ID, start), childCPU: child, selfCPU: self}
+		timeline: timeline(b, f.Store, job.ID, start) + ServerTime(stats0, testenv.MongoCommandStats(), 15), childCPU: child, selfCPU: self}
 }
 
 // selfCPU is the user and system CPU time this process has used.

@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/floridify/batchsynth/internal/config"
+	"github.com/floridify/batchsynth/internal/devstack"
 	"github.com/floridify/batchsynth/internal/emulator"
 	"github.com/floridify/batchsynth/internal/openaibatch"
 	"github.com/floridify/batchsynth/internal/pipeline"
@@ -97,11 +98,11 @@ func NewStack(tb testing.TB, o StackOptions) *Stack {
 	return s
 }
 
-// FerretDBPostgresMaxBulk is the most update statements one command may carry on FerretDB v1.24 with its
-// PostgreSQL backend: measured here, 49 are answered (in 0.5 s) and 50 never are, the server hangs (with
-// SQLite the same happens at 100). store.FerretDBMaxBulk is 50, so on this backend the benchmarks apply the
-// proposed fix (docs/benchmarks.md) and use 49.
-const FerretDBPostgresMaxBulk = 49
+// FerretDBPostgresMaxBulk is Store.MaxBulk on FerretDB v1.24 with its PostgreSQL backend. That backend
+// holds a connection per update statement until the command ends, and its pool then runs dry: alone, 49
+// statements are answered and 50 never are (with SQLite the same happens at 100). The test server runs a
+// few commands at once on that backend (devstack.PostgresLanes), so each gets fewer.
+const FerretDBPostgresMaxBulk = devstack.FerretDBPostgresMaxBulk
 
 // FerretDBMaxBulk is Store.MaxBulk for the test server when it is FerretDB: store.FerretDBMaxBulk, or
 // FerretDBPostgresMaxBulk with BATCHSYNTH_TEST_FERRETDB_BACKEND=postgresql.

@@ -165,6 +165,39 @@ func TestStartMongo(t *testing.T) {
 		}
 	})
 
+	t.Run("CommandStats", func(t *testing.T) {
+		// The proxy counts each kind of command and the write statements it carries, whether the driver puts
+		// them in the command document or, as for bulk writes, in a document sequence.
+		stats := func() map[string]CommandStat {
+			out := map[string]CommandStat{}
+			for _, c := range m.CommandStats() {
+				out[c.Command] = c
+			}
+			return out
+		}
+		before := stats()
+		if _, err := coll.InsertMany(ctx, []any{bson.D{{Key: "word", Value: "x1"}}, bson.D{{Key: "word", Value: "x2"}}, bson.D{{Key: "word", Value: "x3"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := coll.UpdateMany(ctx, bson.D{{Key: "word", Value: "x1"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 5}}}}); err != nil {
+			t.Fatal(err)
+		}
+		after := stats()
+		ins, upd := after["insert entries"], after["update entries"]
+		if d := ins.Count - before["insert entries"].Count; d != 1 {
+			t.Errorf("insert commands counted: %d, want 1", d)
+		}
+		if d := ins.Statements - before["insert entries"].Statements; d != 3 {
+			t.Errorf("insert statements counted: %d, want 3", d)
+		}
+		if d := upd.Statements - before["update entries"].Statements; d != 1 {
+			t.Errorf("update statements counted: %d, want 1", d)
+		}
+		if ins.Total <= 0 {
+			t.Errorf("no server time recorded for inserts: %+v", ins)
+		}
+	})
+
 	if _, err := os.Stat(filepath.Join(dir, "devstack.sqlite")); err != nil {
 		t.Errorf("FerretDB did not keep its data under %s: %v", dir, err)
 	}

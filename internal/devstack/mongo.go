@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -77,7 +78,7 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 	return startFerretDB(ctx, &ferretdb.Config{
 		Handler:   "sqlite",
 		SQLiteURL: sqliteURL.String(),
-	}, logger)
+	}, logger, 1)
 }
 
 // StartMongoPostgres runs an embedded FerretDB with the PostgreSQL backend,
@@ -87,13 +88,38 @@ func StartMongoPostgres(ctx context.Context, postgresURL string, logger *slog.Lo
 	if postgresURL == "" {
 		return nil, errors.New("error starting FerretDB: empty PostgreSQL URL")
 	}
+	u, err := url.Parse(postgresURL)
+	if err != nil {
+		return nil, fmt.Errorf("error reading the PostgreSQL URL: %w", err)
+	}
+	q := u.Query()
+	if !q.Has("pool_max_conns") {
+		q.Set("pool_max_conns", strconv.Itoa(PostgresPoolDefault))
+		u.RawQuery = q.Encode()
+	}
 	return startFerretDB(ctx, &ferretdb.Config{
 		Handler:       "postgresql",
-		PostgreSQLURL: postgresURL,
-	}, logger)
+		PostgreSQLURL: u.String(),
+	}, logger, PostgresLanes)
 }
 
-func startFerretDB(ctx context.Context, cfg *ferretdb.Config, logger *slog.Logger) (*Mongo, error) {
+// PostgresLanes is how many commands FerretDB with its PostgreSQL backend runs at once (see serialProxy):
+// with Store.MaxBulk at FerretDBPostgresMaxBulk, at most PostgresLanes*(FerretDBPostgresMaxBulk+1) backend
+// connections, under PostgresPoolDefault with room for open cursors.
+const PostgresLanes = 4
+
+// FerretDBPostgresMaxBulk is the most statements per command this package's PostgreSQL-backed FerretDB
+// should get (Store.MaxBulk).
+const FerretDBPostgresMaxBulk = 16
+
+// PostgresPoolDefault is FerretDB's pool_max_conns unless the URL sets one (FerretDB's own default is 50);
+// PostgreSQL's default max_connections is 100.
+const PostgresPoolDefault = 80
+
+// CommandStats returns the time the server spent per kind of command since it started, most first.
+func (m *Mongo) CommandStats() []CommandStat { return m.proxy.stats.snapshot() }
+
+func startFerretDB(ctx context.Context, cfg *ferretdb.Config, logger *slog.Logger, lanes int) (*Mongo, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -130,7 +156,7 @@ func startFerretDB(ctx context.Context, cfg *ferretdb.Config, logger *slog.Logge
 		m.Close()
 		return nil, fmt.Errorf("error reading FerretDB's URI: %w", err)
 	}
-	proxy, err := startSerialProxy(u.Host)
+	proxy, err := startSerialProxy(u.Host, lanes)
 	if err != nil {
 		m.Close()
 		return nil, err

@@ -1,39 +1,49 @@
 package devstack
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// serialProxy sits in front of FerretDB and forwards every client's wire-protocol messages over one upstream
-// connection, one request-reply exchange at a time. FerretDB v1.24 stops answering when several connections
-// write at once (seen here with both its SQLite and PostgreSQL backends: its update path waits on a second
-// backend connection while holding the first); with one upstream connection that cannot happen, whatever
-// number of clients, pools and processes talk to it. Real MongoDB needs none of this.
+// serialProxy sits in front of FerretDB and forwards every client's wire-protocol messages over a fixed
+// number of upstream connections (lanes), one request-reply exchange per lane at a time.
+//
+// FerretDB v1.24 keeps, for every statement of an update command, the backend connection its query used
+// until the whole command ends, and takes one more for each write: a command of n statements holds n+1
+// backend connections. Its pools are 100 connections (SQLite) and 50 (PostgreSQL's default pool_max_conns),
+// and a command, or several at once, that needs more waits forever. Bounding the exchanges in flight, with
+// Store.MaxBulk bounding the statements per command, keeps the need under the pool: one lane on SQLite,
+// whose single writer gains nothing from more, and a few on PostgreSQL. Real MongoDB needs none of this.
 type serialProxy struct {
 	ln       net.Listener
 	upstream string
-
-	mu sync.Mutex // serialises exchanges and guards up
-	up net.Conn
-	// handshook: the upstream connection has had its one client-metadata handshake; FerretDB refuses a
-	// second, so later clients' handshakes are forwarded without it.
-	handshook bool
-	wg        sync.WaitGroup
-	done      chan struct{}
+	lanes    chan *lane
+	wg       sync.WaitGroup
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]struct{}
 
 	helloMu sync.Mutex
 	hello   map[uint32][]byte // first reply to a hello, by request opcode
+
+	stats commandStats
+}
+
+// lane is one upstream connection; whoever holds it (taken from serialProxy.lanes) owns it.
+type lane struct {
+	up net.Conn
+	// handshook: the connection has had its one client-metadata handshake; FerretDB refuses a second, so
+	// later clients' handshakes are forwarded without it.
+	handshook bool
 }
 
 // maxMessage bounds one wire message (MongoDB's own limit is 48 MB).
@@ -46,12 +56,16 @@ const (
 	moreToCome = 1 << 1
 )
 
-func startSerialProxy(upstream string) (*serialProxy, error) {
+func startSerialProxy(upstream string, lanes int) (*serialProxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("error listening for the FerretDB proxy: %w", err)
 	}
-	p := &serialProxy{ln: ln, upstream: upstream, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, hello: map[uint32][]byte{}}
+	p := &serialProxy{ln: ln, upstream: upstream, lanes: make(chan *lane, max(lanes, 1)), conns: map[net.Conn]struct{}{},
+		hello: map[uint32][]byte{}, stats: commandStats{by: map[string]*CommandStat{}}}
+	for range cap(p.lanes) {
+		p.lanes <- &lane{}
+	}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -66,9 +80,7 @@ func (p *serialProxy) accept() {
 		if err != nil {
 			return
 		}
-		p.connsMu.Lock()
-		p.conns[c] = struct{}{}
-		p.connsMu.Unlock()
+		p.track(c, true)
 		p.wg.Add(1)
 		go p.serve(c)
 	}
@@ -78,9 +90,7 @@ func (p *serialProxy) serve(c net.Conn) {
 	defer p.wg.Done()
 	defer func() {
 		_ = c.Close()
-		p.connsMu.Lock()
-		delete(p.conns, c)
-		p.connsMu.Unlock()
+		p.track(c, false)
 	}()
 	for {
 		msg, err := readMessage(c)
@@ -115,27 +125,30 @@ func (p *serialProxy) exchange(msg []byte) ([][]byte, error) {
 			return [][]byte{r}, nil
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.up == nil {
+	l := <-p.lanes
+	defer func() { p.lanes <- l }()
+	if l.up == nil {
 		up, err := net.DialTimeout("tcp", p.upstream, 10*time.Second)
 		if err != nil {
 			return nil, err
 		}
-		p.up = up
+		l.up = up
+		p.track(up, true)
 	}
 	fail := func(err error) ([][]byte, error) {
-		_ = p.up.Close()
-		p.up = nil
-		p.handshook = false
+		_ = l.up.Close()
+		p.track(l.up, false)
+		l.up = nil
+		l.handshook = false
 		return nil, err
 	}
-	if p.handshook {
+	if l.handshook {
 		msg = stripClientMetadata(msg)
 	} else if hasClientMetadata(msg) {
-		p.handshook = true
+		l.handshook = true
 	}
-	if _, err := p.up.Write(msg); err != nil {
+	start := time.Now()
+	if _, err := l.up.Write(msg); err != nil {
 		return fail(err)
 	}
 	if isOpMsg(msg) && flags(msg)&moreToCome != 0 {
@@ -143,7 +156,7 @@ func (p *serialProxy) exchange(msg []byte) ([][]byte, error) {
 	}
 	var out [][]byte
 	for {
-		r, err := readMessage(p.up)
+		r, err := readMessage(l.up)
 		if err != nil {
 			return fail(err)
 		}
@@ -156,6 +169,7 @@ func (p *serialProxy) exchange(msg []byte) ([][]byte, error) {
 				}
 				p.helloMu.Unlock()
 			}
+			p.stats.add(msg, time.Since(start))
 			return out, nil
 		}
 	}
@@ -284,6 +298,19 @@ func isOpMsg(m []byte) bool { return len(m) >= 20 && binary.LittleEndian.Uint32(
 
 func flags(m []byte) uint32 { return binary.LittleEndian.Uint32(m[16:20]) }
 
+// track adds or removes c from the connections close shuts.
+func (p *serialProxy) track(c net.Conn, add bool) {
+	p.connsMu.Lock()
+	defer p.connsMu.Unlock()
+	if add {
+		p.conns[c] = struct{}{}
+	} else {
+		delete(p.conns, c)
+	}
+}
+
+// close shuts the listener and every client and upstream connection, which ends the exchanges in flight,
+// and waits for the proxy's goroutines.
 func (p *serialProxy) close() {
 	_ = p.ln.Close()
 	p.connsMu.Lock()
@@ -291,11 +318,113 @@ func (p *serialProxy) close() {
 		_ = c.Close()
 	}
 	p.connsMu.Unlock()
-	p.mu.Lock()
-	if p.up != nil {
-		_ = p.up.Close()
-		p.up = nil
-	}
-	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// CommandStat is what the server spent on one kind of command, as seen from the proxy: the time from the
+// request's write to its last reply, so with one lane it is the server's own time.
+type CommandStat struct {
+	Command    string // command name and, for collection commands, the collection: "update requests"
+	Count      int
+	Total      time.Duration
+	Statements int // write statements (update, delete, insert documents) carried
+}
+
+type commandStats struct {
+	mu sync.Mutex
+	by map[string]*CommandStat
+}
+
+func (s *commandStats) add(msg []byte, d time.Duration) {
+	name, stmts := describe(msg)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.by[name]
+	if c == nil {
+		c = &CommandStat{Command: name}
+		s.by[name] = c
+	}
+	c.Count++
+	c.Total += d
+	c.Statements += stmts
+}
+
+// describe names a request's command and counts its write statements (in section 0 or in document
+// sequences, as drivers send bulk writes).
+func describe(m []byte) (string, int) {
+	doc, _, _ := handshakeDoc(m)
+	if doc == nil {
+		return "other", 0
+	}
+	elems, err := doc.Elements()
+	if err != nil || len(elems) == 0 {
+		return "other", 0
+	}
+	name := elems[0].Key()
+	if coll, ok := elems[0].Value().StringValueOK(); ok {
+		name += " " + coll
+	}
+	n := 0
+	for _, key := range []string{"updates", "deletes", "documents"} {
+		if v, err := doc.LookupErr(key); err == nil {
+			if arr, ok := v.ArrayOK(); ok {
+				vals, _ := arr.Values()
+				n += len(vals)
+			}
+		}
+	}
+	if isOpMsg(m) {
+		n += sequenceDocs(m)
+	}
+	return name, n
+}
+
+// sequenceDocs counts the documents in an OP_MSG's kind-1 sections (document sequences).
+func sequenceDocs(m []byte) int {
+	n := 0
+	i := 20
+	end := len(m)
+	if flags(m)&1 != 0 { // checksumPresent
+		end -= 4
+	}
+	for i < end {
+		kind := m[i]
+		i++
+		if i+4 > end {
+			break
+		}
+		size := int(binary.LittleEndian.Uint32(m[i : i+4]))
+		if size < 4 || i+size > end {
+			break
+		}
+		if kind == 1 {
+			j := i + 4
+			for j < i+size && m[j] != 0 { // the sequence's identifier
+				j++
+			}
+			j++
+			for j+4 <= i+size {
+				d := int(binary.LittleEndian.Uint32(m[j : j+4]))
+				if d < 5 {
+					break
+				}
+				n++
+				j += d
+			}
+		}
+		i += size
+	}
+	return n
+}
+
+// Stats returns what the proxy saw, most expensive first.
+func (s *commandStats) snapshot() []CommandStat {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]CommandStat, 0, len(s.by))
+	for _, c := range s.by {
+		out = append(out, *c)
+	}
+	slices.SortFunc(out, func(a, b CommandStat) int { return cmp.Compare(b.Total, a.Total) })
+	return out
 }

@@ -191,3 +191,14 @@ func redactURI(uri string) string {
 	}
 	return uri
 }
+
+// MongoCommandStats returns the time the embedded FerretDB spent per kind of command since it started, most
+// first, or nil when the tests use MONGODB_URI (or no server has started).
+func MongoCommandStats() []devstack.CommandStat {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.ferret == nil {
+		return nil
+	}
+	return shared.ferret.CommandStats()
+}
