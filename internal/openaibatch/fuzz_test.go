@@ -178,21 +178,22 @@ func FuzzReader(f *testing.F) {
 			}
 			byNext = append(byNext, read{r, n, err == nil})
 		}
-		// Apply reads in chunks (Lines, then ParseLines on every core): the same lines, numbers and results.
-		rd = NewReader(bytes.NewReader(data))
+		// Apply reads in chunks (Chunks: Lines, then ParseLines on every core, one chunk ahead): the same
+		// lines, numbers and results.
 		var byChunk []read
-		for {
-			raw, numbers, err := rd.Lines(3)
-			results, errs := ParseLines(raw)
-			for i := range raw {
-				byChunk = append(byChunk, read{results[i], numbers[i], errs[i] == nil})
-			}
+		for c, err := range NewReader(bytes.NewReader(data)).Chunks(3) {
 			if err != nil {
-				break
+				t.Fatal(err)
+			}
+			if len(c.Results) == 0 || len(c.Results) > 3 {
+				t.Fatalf("a chunk of %d lines, want 1 to 3", len(c.Results))
+			}
+			for i := range c.Results {
+				byChunk = append(byChunk, read{c.Results[i], c.Numbers[i], c.Errs[i] == nil})
 			}
 		}
 		if !reflect.DeepEqual(byNext, byChunk) {
-			t.Fatalf("Next read %+v, Lines and ParseLines %+v", byNext, byChunk)
+			t.Fatalf("Next read %+v, Chunks %+v", byNext, byChunk)
 		}
 		want := 0
 		for l := range strings.Lines(string(data)) {

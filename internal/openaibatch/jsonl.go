@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"strconv"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -246,16 +247,91 @@ func (r *Reader) Next() (Result, int, error) {
 }
 
 // Lines reads up to n more non-blank lines, for ParseLines: copies of the lines and their 1-based numbers.
-// At the end it returns what it read (perhaps nothing) and io.EOF.
+// At the end it returns what it read (perhaps nothing) and io.EOF. The copies share one buffer per call, so
+// a chunk costs a few allocations rather than one per line.
 func (r *Reader) Lines(n int) (lines [][]byte, numbers []int, err error) {
-	for len(lines) < n {
+	var arena []byte
+	var ends []int
+	for len(ends) < n {
 		b, line, err := r.next()
 		if err != nil {
-			return lines, numbers, err
+			return split(arena, ends), numbers, err
 		}
-		lines, numbers = append(lines, bytes.Clone(b)), append(numbers, line)
+		arena = append(arena, b...)
+		ends, numbers = append(ends, len(arena)), append(numbers, line)
 	}
-	return lines, numbers, nil
+	return split(arena, ends), numbers, nil
+}
+
+// split cuts arena at ends; each piece's capacity stops at its end, so appending to one cannot overwrite the
+// next.
+func split(arena []byte, ends []int) [][]byte {
+	if len(ends) == 0 {
+		return nil
+	}
+	lines := make([][]byte, len(ends))
+	start := 0
+	for i, end := range ends {
+		lines[i] = arena[start:end:end]
+		start = end
+	}
+	return lines
+}
+
+// Chunk is up to n parsed lines of a result file, from Reader.Chunks: Results[i] and Errs[i] are those of the
+// line numbered Numbers[i].
+type Chunk struct {
+	Results []Result
+	Errs    []error
+	Numbers []int
+}
+
+// Chunks reads and parses the rest of the file n lines at a time, one chunk ahead of the caller: while the
+// caller works on one chunk (apply writes it to MongoDB), the next is read and parsed (ParseLines, on every
+// core). It yields each non-empty chunk with a nil error, and a read error other than io.EOF last, with the
+// lines read before it. At most two chunks are in memory. Breaking out of the loop stops the read-ahead
+// once its current chunk is read; the Reader is not used after Chunks returns.
+func (r *Reader) Chunks(n int) iter.Seq2[Chunk, error] {
+	type item struct {
+		c   Chunk
+		err error
+	}
+	return func(yield func(Chunk, error) bool) {
+		items := make(chan item)
+		done := make(chan struct{})
+		go func() {
+			defer close(items)
+			for {
+				lines, numbers, err := r.Lines(n)
+				c := Chunk{Numbers: numbers}
+				c.Results, c.Errs = ParseLines(lines)
+				if errors.Is(err, io.EOF) {
+					err = nil
+					if len(lines) == 0 {
+						return
+					}
+				}
+				select {
+				case items <- item{c, err}:
+				case <-done:
+					return
+				}
+				if err != nil || len(lines) < n {
+					return
+				}
+			}
+		}()
+		defer func() {
+			close(done)
+			for range items { // wait for the read-ahead, so nothing reads r after this returns
+			}
+		}()
+		for it := range items {
+			if !yield(it.c, it.err) || it.err != nil {
+				return
+			}
+		}
+	}
 }
 
 // next returns the next non-blank line (valid until the next call) and its number.

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/floridify/batchsynth/internal/openaibatch"
 	"github.com/floridify/batchsynth/internal/pricing"
@@ -144,20 +142,17 @@ func (d *Deps) applyFile(ctx context.Context, b *store.Batch, fileID string, cou
 		return err
 	}
 	defer rc.Close()
-	// A chunk at a time: read its lines, parse them on every core, then settle and write them (applyChunk
-	// validates the answers on every core too). Memory stays flat whatever the file's size.
-	rd := openaibatch.NewReader(rc)
-	for {
-		raw, numbers, readErr := rd.Lines(ApplyChunk)
-		if readErr != nil && !errors.Is(readErr, io.EOF) {
-			return fmt.Errorf("file %s: %w", fileID, readErr)
+	// A chunk at a time, the next one read and parsed (on every core) while this one is settled and written
+	// (applyChunk validates the answers on every core too). Memory stays flat whatever the file's size.
+	for c, err := range openaibatch.NewReader(rc).Chunks(ApplyChunk) {
+		if err != nil {
+			return fmt.Errorf("file %s: %w", fileID, err)
 		}
-		results, errs := openaibatch.ParseLines(raw)
-		chunk := results[:0]
-		for i, r := range results {
-			if errs[i] != nil {
+		chunk := c.Results[:0]
+		for i, r := range c.Results {
+			if c.Errs[i] != nil {
 				// A malformed line cannot be joined to a request; that request is settled as a leftover.
-				d.log().Warn("malformed result line", "batch_id", b.ID, "file_id", fileID, "line", numbers[i], "error", errs[i])
+				d.log().Warn("malformed result line", "batch_id", b.ID, "file_id", fileID, "line", c.Numbers[i], "error", c.Errs[i])
 				continue
 			}
 			chunk = append(chunk, r)
@@ -167,10 +162,8 @@ func (d *Deps) applyFile(ctx context.Context, b *store.Batch, fileID string, cou
 				return err
 			}
 		}
-		if readErr != nil {
-			return nil
-		}
 	}
+	return nil
 }
 
 type settled struct {
@@ -201,7 +194,7 @@ func (d *Deps) applyChunk(ctx context.Context, b *store.Batch, results []openaib
 		byID[id] = lineRef{r, attempt}
 		ids = append(ids, id)
 	}
-	cur, err := d.Store.Requests.Find(ctx, bson.M{"_id": bson.M{"$in": ids}}, options.Find().SetProjection(bson.M{"body": 0}))
+	cur, err := d.Store.Requests.Find(ctx, bson.M{"_id": bson.M{"$in": ids}})
 	if err != nil {
 		return fmt.Errorf("error loading requests: %w", err)
 	}

@@ -116,7 +116,7 @@ func BenchmarkBuild(b *testing.B) {
 // pipeline.ApplyChunk lines, each line's custom_id parsed and joined to its request (a map here, the
 // requests collection in apply) and its content validated.
 //
-//   - apply: as applyFile and applyChunk do it: Reader.Lines, openaibatch.ParseLines and
+//   - apply: as applyFile and applyChunk do it: Reader.Chunks (Lines and ParseLines, a chunk ahead) and
 //     synthesis.DecodeAll (both on every core).
 //   - serial: Reader.Next and synthesis.Decode, one line after the other, for the ratio.
 func BenchmarkApplyParse(b *testing.B) {
@@ -153,27 +153,21 @@ func BenchmarkApplyParse(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				rd := openaibatch.NewReader(f)
 				got := 0
-				for {
-					raw, _, readErr := rd.Lines(pipeline.ApplyChunk)
-					if readErr != nil && !errors.Is(readErr, io.EOF) {
-						b.Fatal(readErr)
+				for c, err := range openaibatch.NewReader(f).Chunks(pipeline.ApplyChunk) {
+					if err != nil {
+						b.Fatal(err)
 					}
-					results, errs := openaibatch.ParseLines(raw)
-					answers := make([]synthesis.Answer, len(results))
-					for i, r := range results {
-						if errs[i] != nil {
-							b.Fatal(errs[i])
+					answers := make([]synthesis.Answer, len(c.Results))
+					for i, r := range c.Results {
+						if c.Errs[i] != nil {
+							b.Fatal(c.Errs[i])
 						}
 						answers[i] = answer(r)
 					}
 					synthesis.DecodeAll(answers)
 					check(answers)
 					got += len(answers)
-					if readErr != nil {
-						break
-					}
 				}
 				f.Close()
 				if got != n {
