@@ -87,7 +87,7 @@ func Audit(ctx context.Context, st *store.Store, emu []emulator.BatchRecord, opt
 	r := &Report{States: map[string]int{}}
 
 	var reqs []store.Request
-	cur, err := st.Requests.Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"body": 0}))
+	cur, err := st.Requests.Find(ctx, bson.M{})
 	if err != nil {
 		return nil, fmt.Errorf("error reading requests: %w", err)
 	}

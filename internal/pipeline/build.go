@@ -342,37 +342,60 @@ func (d *Deps) upload(ctx context.Context, b *store.Batch) (string, int64, error
 	return id, size, nil
 }
 
-// RenderBatch writes the JSONL input of a batch's claimed requests to w and returns its size and lines.
+// RenderBatch writes the JSONL input of a batch's claimed requests to w and returns its size and lines. It
+// reads the requests a page at a time, and each page's bodies in one query.
 func (d *Deps) RenderBatch(ctx context.Context, batchID string, w io.Writer) (int64, int, error) {
+	const page = 2000
 	cur, err := d.Store.Requests.Find(ctx, bson.M{"batch_id": batchID, "state": store.StateClaimed},
-		options.Find().SetProjection(bson.M{"body": 1, "attempts": 1}).SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(2000))
+		options.Find().SetProjection(bson.M{"attempts": 1}).SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(page))
 	if err != nil {
 		return 0, 0, fmt.Errorf("error reading claimed requests: %w", err)
 	}
 	defer cur.Close(ctx)
+	type claimed struct {
+		ID       string `bson:"_id"`
+		Attempts int    `bson:"attempts"`
+	}
 	bw := bufio.NewWriterSize(w, 1<<20)
 	var size int64
 	var lines int
 	var line []byte
-	for cur.Next(ctx) {
-		var r struct {
-			ID       string `bson:"_id"`
-			Body     string `bson:"body"`
-			Attempts int    `bson:"attempts"`
+	rs := make([]claimed, 0, page)
+	ids := make([]string, 0, page)
+	flush := func() error {
+		bodies, err := d.Store.BodiesOf(ctx, ids)
+		if err != nil {
+			return err
 		}
+		for _, r := range rs {
+			line = openaibatch.AppendLine(line[:0], synthesis.CustomID(r.ID, r.Attempts), []byte(bodies[r.ID]))
+			n, err := bw.Write(line)
+			if err != nil {
+				return fmt.Errorf("error writing input file: %w", err)
+			}
+			size += int64(n)
+			lines++
+		}
+		rs, ids = rs[:0], ids[:0]
+		return nil
+	}
+	for cur.Next(ctx) {
+		var r claimed
 		if err := cur.Decode(&r); err != nil {
 			return 0, 0, fmt.Errorf("error decoding request: %w", err)
 		}
-		line = openaibatch.AppendLine(line[:0], synthesis.CustomID(r.ID, r.Attempts), []byte(r.Body))
-		n, err := bw.Write(line)
-		if err != nil {
-			return 0, 0, fmt.Errorf("error writing input file: %w", err)
+		rs, ids = append(rs, r), append(ids, r.ID)
+		if len(rs) == page {
+			if err := flush(); err != nil {
+				return 0, 0, err
+			}
 		}
-		size += int64(n)
-		lines++
 	}
 	if err := cur.Err(); err != nil {
 		return 0, 0, fmt.Errorf("error reading claimed requests: %w", err)
+	}
+	if err := flush(); err != nil {
+		return 0, 0, err
 	}
 	return size, lines, bw.Flush()
 }

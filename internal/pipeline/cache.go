@@ -124,7 +124,7 @@ func (d *Deps) applyCached(ctx context.Context, ids []string) error {
 		return nil
 	}
 	cur, err := d.Store.Requests.Find(ctx, bson.M{"_id": bson.M{"$in": ids}, "state": store.StateSucceeded, "applied": false,
-		"cached_from": bson.M{"$exists": true}}, options.Find().SetProjection(bson.M{"body": 0}))
+		"cached_from": bson.M{"$exists": true}})
 	if err != nil {
 		return fmt.Errorf("error loading cached requests: %w", err)
 	}

@@ -202,6 +202,7 @@ func (d *Deps) expandChunk(ctx context.Context, job *store.Job, words []store.In
 		return 0, nil, nil, err
 	}
 	var models []mongo.WriteModel
+	var bodies []store.RequestBody
 	var reqIDs []string
 	var ierrs []store.InputError
 	for _, id := range ids {
@@ -220,7 +221,7 @@ func (d *Deps) expandChunk(ctx context.Context, job *store.Job, words []store.In
 				"kind": p.Target.Kind, "word_id": id, "word": w.Word, "definition_ids": defIDs,
 				"components": p.Target.Components, "mode": job.Mode, "prompt_version": synthesis.PromptVersion,
 				"model": p.Model, "force": job.Force, "state": store.StatePending, "attempts": 0,
-				"body": string(p.Rendered.Body), "body_hash": p.Rendered.Hash, "body_bytes": len(p.Rendered.Body),
+				"body_hash": p.Rendered.Hash, "body_bytes": len(p.Rendered.Body),
 				"input_tokens_est": p.Rendered.InputTokens, "output_tokens_est": p.Rendered.OutputTokens,
 				"usage": store.Usage{}, "cost_usd": 0.0, "applied": false,
 				"created_at": now, "updated_at": now,
@@ -228,11 +229,16 @@ func (d *Deps) expandChunk(ctx context.Context, job *store.Job, words []store.In
 			cp.markCached(p, doc, now)
 			doc["_id"], doc["job_ids"] = p.ID, []string{job.ID}
 			models = append(models, mongo.NewInsertOneModel().SetDocument(doc))
+			bodies = append(bodies, store.RequestBody{ID: p.ID, Body: string(p.Rendered.Body)})
 			reqIDs = append(reqIDs, p.ID)
 		}
 	}
 	// Insert-if-absent: the deterministic _id refuses a piece that is already requested. One insert command
 	// for the chunk, then one update for the pieces that existed, is far cheaper than an upsert per request.
+	// Bodies first, so that no request is ever without its body.
+	if err := d.Store.InsertBodies(ctx, bodies); err != nil {
+		return 0, nil, nil, err
+	}
 	follow := inflightIDs
 	if len(models) > 0 {
 		if err := d.Store.BulkWrite(ctx, d.Store.Requests, models, false); err != nil {

@@ -68,10 +68,18 @@ func (b *testBundle) answerPending(t *testing.T, jobID string) int {
 	if err := cur.All(b.ctx, &reqs); err != nil {
 		t.Fatal(err)
 	}
+	ids := make([]string, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.ID
+	}
+	bodies, err := b.d.Store.BodiesOf(b.ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := synthesis.NewWrites(time.Now().UTC())
 	for i := range reqs {
 		r := &reqs[i]
-		cc, err := b.client.Chat.Completions.New(b.ctx, openai.ChatCompletionNewParams{}, option.WithRequestBody("application/json", []byte(r.Body)))
+		cc, err := b.client.Chat.Completions.New(b.ctx, openai.ChatCompletionNewParams{}, option.WithRequestBody("application/json", []byte(bodies[r.ID])))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -233,6 +233,12 @@ func (d *Deps) RunImmediate(ctx context.Context, jobID string) error {
 func (d *Deps) immediateOne(ctx context.Context, job *store.Job, r *store.Request, g *gate) (string, error) {
 	marker := "imm_" + job.ID
 	log := d.log().With("job_id", job.ID, "request_id", r.ID)
+	// Loaded before the claim, so that a failure here leaves nothing claimed.
+	bodies, err := d.Store.BodiesOf(ctx, []string{r.ID})
+	if err != nil {
+		return "", err
+	}
+	body := bodies[r.ID]
 	for {
 		if err := g.acquire(ctx); err != nil {
 			return "", err
@@ -250,7 +256,7 @@ func (d *Deps) immediateOne(ctx context.Context, job *store.Job, r *store.Reques
 			return "", fmt.Errorf("error claiming %s: %w", r.ID, err)
 		}
 		callStart := time.Now()
-		res, transportErr := d.chat(ctx, claimed.Body)
+		res, transportErr := d.chat(ctx, body)
 		g.release()
 		held := bson.M{"_id": claimed.ID, "batch_id": marker, "attempts": claimed.Attempts, "state": store.StateClaimed}
 		if transportErr != nil {

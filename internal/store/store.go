@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,10 @@ type Store struct {
 
 	Words, Definitions, Examples, Pronunciations, Facts, Entries *mongo.Collection
 	Jobs, Inputs, Requests, Batches, Models                      *mongo.Collection
+	// Bodies holds each request's rendered body (RequestBody), apart from Requests: bodies are large and
+	// read once, by the build, while request documents are read and written at every step (and, on
+	// FerretDB, every query reads the whole collection).
+	Bodies *mongo.Collection
 
 	// FerretDB is set when the server is FerretDB, whose limits differ (see FerretDBMaxBulk).
 	FerretDB bool
@@ -82,7 +87,7 @@ func New(cl *mongo.Client, database string) *Store {
 		Facts: db.Collection(CollFacts), Entries: db.Collection(CollDictionaryEntries),
 		Jobs: db.Collection(CollJobs), Inputs: db.Collection(CollInputs),
 		Requests: db.Collection(CollRequests), Batches: db.Collection(CollBatches),
-		Models: db.Collection(CollModelHold),
+		Models: db.Collection(CollModelHold), Bodies: db.Collection(CollRequestBodies),
 	}
 }
 
@@ -302,6 +307,48 @@ func allInserts(models []mongo.WriteModel) bool {
 		}
 	}
 	return len(models) > 0
+}
+
+// InsertBodies stores request bodies, keeping any already stored: a request's id determines its body.
+// Bodies are written before their requests, so no request is without its body.
+func (s *Store) InsertBodies(ctx context.Context, bodies []RequestBody) error {
+	if len(bodies) == 0 {
+		return nil
+	}
+	models := make([]mongo.WriteModel, len(bodies))
+	for i := range bodies {
+		models[i] = mongo.NewInsertOneModel().SetDocument(&bodies[i])
+	}
+	if err := s.BulkWrite(ctx, s.Bodies, models, false); err != nil {
+		if _, dup := DuplicateIndexes(err); !dup {
+			return fmt.Errorf("error writing request bodies: %w", err)
+		}
+	}
+	return nil
+}
+
+// BodiesOf loads the bodies of the requests ids, by request id. A missing body is an error.
+func (s *Store) BodiesOf(ctx context.Context, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	for part := range slices.Chunk(ids, 5000) {
+		cur, err := s.Bodies.Find(ctx, bson.M{"_id": bson.M{"$in": part}}, options.Find().SetBatchSize(int32(len(part))))
+		if err != nil {
+			return nil, fmt.Errorf("error reading request bodies: %w", err)
+		}
+		var bodies []RequestBody
+		if err := cur.All(ctx, &bodies); err != nil {
+			return nil, fmt.Errorf("error reading request bodies: %w", err)
+		}
+		for _, b := range bodies {
+			out[b.ID] = b.Body
+		}
+	}
+	for _, id := range ids {
+		if _, ok := out[id]; !ok {
+			return nil, fmt.Errorf("request %s has no stored body", id)
+		}
+	}
+	return out, nil
 }
 
 // DuplicateIndexes returns the positions of the models a bulk write refused as duplicate keys, and false if

@@ -8,11 +8,13 @@ import (
 
 // batchsynth's own collections.
 const (
-	CollJobs      = "synthesis_jobs"
-	CollInputs    = "synthesis_job_inputs"
-	CollRequests  = "synthesis_requests"
-	CollBatches   = "synthesis_batches"
-	CollModelHold = "synthesis_models"
+	CollJobs     = "synthesis_jobs"
+	CollInputs   = "synthesis_job_inputs"
+	CollRequests = "synthesis_requests"
+	// CollRequestBodies holds RequestBody documents.
+	CollRequestBodies = "synthesis_request_bodies"
+	CollBatches       = "synthesis_batches"
+	CollModelHold     = "synthesis_models"
 )
 
 // Job statuses. A job is "running" once expanded; whether it is finished is computed from its requests.
@@ -77,6 +79,14 @@ type JobInput struct {
 	Words []InputWord `bson:"words"`
 }
 
+// RequestBody is the rendered chat-completions body of the Request of the same id. Bodies are kept apart from
+// requests: they are large and read once, by the build, while request documents are read and written at
+// every step.
+type RequestBody struct {
+	ID   string `bson:"_id"`
+	Body string `bson:"body"`
+}
+
 // Request states: pending -> claimed -> submitted -> succeeded | pending (retry) | dead.
 const (
 	StatePending   = "pending"
@@ -130,9 +140,8 @@ type Request struct {
 	State         string          `bson:"state" json:"state"`
 	Attempts      int             `bson:"attempts" json:"attempts"`
 	BatchID       string          `bson:"batch_id,omitempty" json:"batch_id,omitempty"`
-	// Body is the rendered chat-completions body, stored so that the estimate, the builder and a retry all
-	// send exactly the same bytes; BodyHash keys the result cache.
-	Body           string         `bson:"body,omitempty" json:"-"`
+	// The rendered chat-completions body is the RequestBody of the same id, stored so that the estimate, the
+	// builder and a retry all send exactly the same bytes; BodyHash keys the result cache.
 	BodyHash       string         `bson:"body_hash" json:"body_hash"`
 	BodyBytes      int            `bson:"body_bytes" json:"body_bytes"`
 	InputTokensEst int64          `bson:"input_tokens_est" json:"input_tokens_est"`
