@@ -115,7 +115,7 @@ func Sweep(ctx context.Context, d *pipeline.Deps) error {
 		}
 		if err := c4.All(ctx, &rows); err == nil {
 			for _, r := range rows {
-				_, err := d.Progress(ctx, r.ID)
+				_, err := d.FinishIfDone(ctx, r.ID)
 				errs = append(errs, err)
 			}
 		}
