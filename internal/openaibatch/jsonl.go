@@ -250,17 +250,24 @@ func (r *Reader) Next() (Result, int, error) {
 // At the end it returns what it read (perhaps nothing) and io.EOF. The copies share one buffer per call, so
 // a chunk costs a few allocations rather than one per line.
 func (r *Reader) Lines(n int) (lines [][]byte, numbers []int, err error) {
-	var arena []byte
+	lines, numbers, _, err = r.linesInto(nil, n)
+	return lines, numbers, err
+}
+
+// linesInto is Lines, copying the lines into arena (from its start) and returning it, grown if need be, for
+// the next call.
+func (r *Reader) linesInto(arena []byte, n int) (lines [][]byte, numbers []int, _ []byte, err error) {
+	arena = arena[:0]
 	var ends []int
 	for len(ends) < n {
 		b, line, err := r.next()
 		if err != nil {
-			return split(arena, ends), numbers, err
+			return split(arena, ends), numbers, arena, err
 		}
 		arena = append(arena, b...)
 		ends, numbers = append(ends, len(arena)), append(numbers, line)
 	}
-	return split(arena, ends), numbers, nil
+	return split(arena, ends), numbers, arena, nil
 }
 
 // split cuts arena at ends; each piece's capacity stops at its end, so appending to one cannot overwrite the
@@ -301,8 +308,14 @@ func (r *Reader) Chunks(n int) iter.Seq2[Chunk, error] {
 		done := make(chan struct{})
 		go func() {
 			defer close(items)
+			// One buffer for every chunk's lines: a Result shares no memory with its line (the decoder copies
+			// strings out), so once a chunk is parsed its lines are done with.
+			var arena []byte
 			for {
-				lines, numbers, err := r.Lines(n)
+				var lines [][]byte
+				var numbers []int
+				var err error
+				lines, numbers, arena, err = r.linesInto(arena, n)
 				c := Chunk{Numbers: numbers}
 				c.Results, c.Errs = ParseLines(lines)
 				if errors.Is(err, io.EOF) {
