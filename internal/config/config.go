@@ -56,6 +56,11 @@ type Config struct {
 	TokenBudget  int64 // per-model enqueued input-token budget; 0 = unlimited
 	MaxAttempts  int   // per request before it is dead
 
+	// MongoMaxBulk is the most statements per bulk write command; 0 lets the store choose by server
+	// (store.MaxBulkDefault on MongoDB, store.FerretDBMaxBulk on FerretDB). FerretDB with its PostgreSQL
+	// backend needs less than its pool_max_conns, shared by all commands in flight.
+	MongoMaxBulk int
+
 	Concurrency     int
 	ShutdownTimeout time.Duration
 	LogFormat       string // json | text
@@ -112,6 +117,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		MaxFileBytes:    num("BATCHSYNTH_MAX_FILE_BYTES", MaxFileBytesDefault),
 		TokenBudget:     num("BATCHSYNTH_TOKEN_BUDGET", 0),
 		MaxAttempts:     int(num("BATCHSYNTH_MAX_ATTEMPTS", MaxAttemptsDefault)),
+		MongoMaxBulk:    int(num("BATCHSYNTH_MONGO_MAX_BULK", 0)),
 		Concurrency:     int(num("BATCHSYNTH_CONCURRENCY", ConcurrencyDefault)),
 		ShutdownTimeout: dur("BATCHSYNTH_SHUTDOWN_TIMEOUT", ShutdownTimeoutDefault),
 		LogFormat:       cmp.Or(getenv("BATCHSYNTH_LOG_FORMAT"), "text"),
@@ -134,6 +140,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("BATCHSYNTH_MAX_ATTEMPTS: must be at least 1, got %d", c.MaxAttempts))
+	}
+	if c.MongoMaxBulk < 0 {
+		errs = append(errs, fmt.Errorf("BATCHSYNTH_MONGO_MAX_BULK: must be 0 (by server) or more, got %d", c.MongoMaxBulk))
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("BATCHSYNTH_CONCURRENCY: must be at least 1, got %d", c.Concurrency))
@@ -182,12 +191,20 @@ func (c Config) Masked() [][2]string {
 		{"BATCHSYNTH_MAX_FILE_BYTES", strconv.FormatInt(c.MaxFileBytes, 10)},
 		{"BATCHSYNTH_TOKEN_BUDGET", strconv.FormatInt(c.TokenBudget, 10)},
 		{"BATCHSYNTH_MAX_ATTEMPTS", strconv.Itoa(c.MaxAttempts)},
+		{"BATCHSYNTH_MONGO_MAX_BULK", maxBulk(c.MongoMaxBulk)},
 		{"BATCHSYNTH_CONCURRENCY", strconv.Itoa(c.Concurrency)},
 		{"BATCHSYNTH_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()},
 		{"BATCHSYNTH_LOG_FORMAT", c.LogFormat},
 		{"BATCHSYNTH_LOG_LEVEL", c.LogLevel},
 	}
 	return rows
+}
+
+func maxBulk(n int) string {
+	if n == 0 {
+		return "0 (by server)"
+	}
+	return strconv.Itoa(n)
 }
 
 func orEmbedded(v, def string) string {

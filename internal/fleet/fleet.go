@@ -69,6 +69,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Fleet, err
 		_ = mc.Disconnect(context.Background())
 		return nil, err
 	}
+	if cfg.MongoMaxBulk > 0 {
+		st.MaxBulk = cfg.MongoMaxBulk
+	}
 	host, _ := os.Hostname()
 	f := &Fleet{
 		Config: cfg, Log: log, RedisOpt: opt, Redis: rc, Store: st,
