@@ -250,3 +250,18 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestCancelledQueryIsDropped(t *testing.T) {
+	var buf syncBuffer
+	h := &minLevelHandler{min: slog.LevelError, next: slog.NewTextHandler(&buf, nil)}
+	log := slog.New(h)
+	log.Error("Query", "sql", "SELECT 1", "err", "context canceled")
+	if buf.String() != "" {
+		t.Fatalf("a query FerretDB cancelled itself was logged: %s", buf.String())
+	}
+	log.Error("Query", "sql", "SELECT 1", "err", "connection refused")
+	log.Error("other", "err", "context canceled")
+	if got := strings.Count(buf.String(), "\n"); got != 2 {
+		t.Fatalf("want the 2 other errors logged, got %d lines: %s", got, buf.String())
+	}
+}

@@ -207,7 +207,27 @@ func (h *minLevelHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *minLevelHandler) Handle(ctx context.Context, r slog.Record) error {
+	if cancelledQuery(r) {
+		return nil
+	}
 	return h.next.Handle(ctx, r)
+}
+
+// cancelledQuery reports FerretDB's PostgreSQL backend logging, as an error, a query it cancelled itself: it
+// does so whenever a find stops early (a limit reached, a cursor closed), which is not a failure.
+func cancelledQuery(r slog.Record) bool {
+	if r.Message != "Query" {
+		return false
+	}
+	cancelled := false
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" && strings.Contains(a.Value.String(), context.Canceled.Error()) {
+			cancelled = true
+			return false
+		}
+		return true
+	})
+	return cancelled
 }
 
 func (h *minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
