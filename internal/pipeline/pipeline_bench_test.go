@@ -216,8 +216,8 @@ func BenchmarkApplyParse(b *testing.B) {
 // for its PostgreSQL backend), real redis-server and the emulator over HTTP, and counts every MongoDB command
 // with the driver's command monitor. Words: 200 from the shipped sample (packed, ten components), 20 with
 // -short (one run only), BATCHSYNTH_BENCH_WORDS to change. On FerretDB with SQLite, maxbulk=50 is Store.MaxBulk as
-// detected and maxbulk=99 the largest that backend takes; with PostgreSQL, which hangs at 50 statements, the
-// one run is at 49 (bench.FerretDBPostgresMaxBulk). Each run rebuilds its write calls from its commands
+// detected and maxbulk=99 the largest that backend takes; with PostgreSQL, whose pool a few commands in flight
+// share, the one run is at bench.FerretDBPostgresMaxBulk. Each run rebuilds its write calls from its commands
 // (bench.GroupBulk), which gives the count with MongoDB's MaxBulkDefault (5000); two runs must rebuild the
 // same calls.
 func BenchmarkJob(b *testing.B) {
