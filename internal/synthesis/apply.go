@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -27,13 +26,13 @@ func Decode(kind, word string, nDefs int, compNames []string, content string) (*
 	if err != nil {
 		return nil, err
 	}
-	var top map[string]jsontext.Value
-	if err := unmarshal([]byte(content), &top); err != nil {
+	top, err := fields([]byte(content))
+	if err != nil {
 		return nil, fmt.Errorf("content is not a JSON object: %v", err)
 	}
 	s := Sense{Word: word}
 	p := &Parsed{Word: map[string]any{}}
-	parseDef := func(obj map[string]jsontext.Value, where string) (map[string]any, error) {
+	parseDef := func(obj map[string][]byte, where string) (map[string]any, error) {
 		vals := map[string]any{}
 		for _, c := range comps {
 			if c.Level != DefinitionLevel {
@@ -66,14 +65,18 @@ func Decode(kind, word string, nDefs int, compNames []string, content string) (*
 		p.Defs = []map[string]any{vals}
 	case store.TargetWord:
 		if hasDef {
-			var senses []map[string]jsontext.Value
-			if err := unmarshal(top["senses"], &senses); err != nil {
+			senses, err := elements(top["senses"])
+			if err != nil {
 				return nil, fmt.Errorf("senses: want a list of objects: %v", err)
 			}
 			if len(senses) != nDefs {
 				return nil, fmt.Errorf("senses: want %d entries, got %d", nDefs, len(senses))
 			}
-			for i, obj := range senses {
+			for i, raw := range senses {
+				obj, err := fields(raw)
+				if err != nil {
+					return nil, fmt.Errorf("senses: want a list of objects: %v", err)
+				}
 				vals, err := parseDef(obj, fmt.Sprintf("senses[%d]", i))
 				if err != nil {
 					return nil, err
