@@ -116,7 +116,8 @@ const FerretDBPostgresMaxBulk = 16
 // PostgreSQL's default max_connections is 100.
 const PostgresPoolDefault = 80
 
-// CommandStats returns the time the server spent per kind of command since it started, most first.
+// CommandStats returns the time the server spent per kind of command since it started, in no particular
+// order (bench.ServerTime ranks them).
 func (m *Mongo) CommandStats() []CommandStat { return m.proxy.stats.snapshot() }
 
 func startFerretDB(ctx context.Context, cfg *ferretdb.Config, logger *slog.Logger, lanes int) (*Mongo, error) {

@@ -1,13 +1,11 @@
 package devstack
 
 import (
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"sync"
 	"time"
 
@@ -417,7 +415,7 @@ func sequenceDocs(m []byte) int {
 	return n
 }
 
-// Stats returns what the proxy saw, most expensive first.
+// snapshot returns a copy of what the proxy saw, in no particular order.
 func (s *commandStats) snapshot() []CommandStat {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -425,6 +423,5 @@ func (s *commandStats) snapshot() []CommandStat {
 	for _, c := range s.by {
 		out = append(out, *c)
 	}
-	slices.SortFunc(out, func(a, b CommandStat) int { return cmp.Compare(b.Total, a.Total) })
 	return out
 }

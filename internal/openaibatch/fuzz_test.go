@@ -178,7 +178,7 @@ func FuzzReader(f *testing.F) {
 			}
 			byNext = append(byNext, read{r, n, err == nil})
 		}
-		// Apply reads in chunks (Chunks: Lines, then ParseLines on every core, one chunk ahead): the same
+		// Apply reads in chunks (Chunks: a chunk of lines, then ParseLines on every core, one chunk ahead): the same
 		// lines, numbers and results.
 		var byChunk []read
 		for c, err := range NewReader(bytes.NewReader(data)).Chunks(3) {

@@ -246,16 +246,9 @@ func (r *Reader) Next() (Result, int, error) {
 	return res, line, nil
 }
 
-// Lines reads up to n more non-blank lines, for ParseLines: copies of the lines and their 1-based numbers.
-// At the end it returns what it read (perhaps nothing) and io.EOF. The copies share one buffer per call, so
-// a chunk costs a few allocations rather than one per line.
-func (r *Reader) Lines(n int) (lines [][]byte, numbers []int, err error) {
-	lines, numbers, _, err = r.linesInto(nil, n)
-	return lines, numbers, err
-}
-
-// linesInto is Lines, copying the lines into arena (from its start) and returning it, grown if need be, for
-// the next call.
+// linesInto reads up to n more non-blank lines, for ParseLines: copies of the lines, all in arena (reused
+// from its start and returned, grown if need be, for the next call), and their 1-based numbers. At the end
+// it returns what it read (perhaps nothing) and io.EOF.
 func (r *Reader) linesInto(arena []byte, n int) (lines [][]byte, numbers []int, _ []byte, err error) {
 	arena = arena[:0]
 	var ends []int

@@ -363,6 +363,10 @@ func (d *Deps) RenderBatch(ctx context.Context, batchID string, w io.Writer) (in
 	rs := make([]claimed, 0, page)
 	ids := make([]string, 0, page)
 	flush := func() error {
+		ids = ids[:0]
+		for _, r := range rs {
+			ids = append(ids, r.ID)
+		}
 		bodies, err := d.Store.BodiesOf(ctx, ids)
 		if err != nil {
 			return err
@@ -376,7 +380,7 @@ func (d *Deps) RenderBatch(ctx context.Context, batchID string, w io.Writer) (in
 			size += int64(n)
 			lines++
 		}
-		rs, ids = rs[:0], ids[:0]
+		rs = rs[:0]
 		return nil
 	}
 	for cur.Next(ctx) {
@@ -384,7 +388,7 @@ func (d *Deps) RenderBatch(ctx context.Context, batchID string, w io.Writer) (in
 		if err := cur.Decode(&r); err != nil {
 			return 0, 0, fmt.Errorf("error decoding request: %w", err)
 		}
-		rs, ids = append(rs, r), append(ids, r.ID)
+		rs = append(rs, r)
 		if len(rs) == page {
 			if err := flush(); err != nil {
 				return 0, 0, err

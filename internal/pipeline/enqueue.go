@@ -233,12 +233,12 @@ func (d *Deps) expandChunk(ctx context.Context, job *store.Job, words []store.In
 			reqIDs = append(reqIDs, p.ID)
 		}
 	}
-	// Insert-if-absent: the deterministic _id refuses a piece that is already requested. One insert command
-	// for the chunk, then one update for the pieces that existed, is far cheaper than an upsert per request.
 	// Bodies first, so that no request is ever without its body.
 	if err := d.Store.InsertBodies(ctx, bodies); err != nil {
 		return 0, nil, nil, err
 	}
+	// Insert-if-absent: the deterministic _id refuses a piece that is already requested. One insert command
+	// for the chunk, then one update for the pieces that existed, is far cheaper than an upsert per request.
 	follow := inflightIDs
 	if len(models) > 0 {
 		if err := d.Store.BulkWrite(ctx, d.Store.Requests, models, false); err != nil {

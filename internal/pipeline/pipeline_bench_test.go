@@ -116,7 +116,7 @@ func BenchmarkBuild(b *testing.B) {
 // pipeline.ApplyChunk lines, each line's custom_id parsed and joined to its request (a map here, the
 // requests collection in apply) and its content validated.
 //
-//   - apply: as applyFile and applyChunk do it: Reader.Chunks (Lines and ParseLines, a chunk ahead) and
+//   - apply: as applyFile and applyChunk do it: Reader.Chunks (a chunk of lines and ParseLines, one ahead) and
 //     synthesis.DecodeAll (both on every core).
 //   - serial: Reader.Next and synthesis.Decode, one line after the other, for the ratio.
 func BenchmarkApplyParse(b *testing.B) {

@@ -192,8 +192,8 @@ func redactURI(uri string) string {
 	return uri
 }
 
-// MongoCommandStats returns the time the embedded FerretDB spent per kind of command since it started, most
-// first, or nil when the tests use MONGODB_URI (or no server has started).
+// MongoCommandStats returns the time the embedded FerretDB spent per kind of command since it started, or
+// nil when the tests use MONGODB_URI (or no server has started).
 func MongoCommandStats() []devstack.CommandStat {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
