@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"io"
 	"net/http/httptest"
@@ -232,4 +233,28 @@ func MiB(n uint64) float64 { return float64(n) / (1 << 20) }
 func (c *Corpus) Describe() string {
 	return fmt.Sprintf("%d %s requests, %d components, mean body %d bytes", len(c.Requests), c.Mode,
 		len(c.Components), c.Bytes/int64(len(c.Requests)))
+}
+
+// ReadResults reads the result file at path one line after the other (openaibatch.Reader.Next), calls each
+// with every result in order, and returns how many there were. A malformed line fails tb.
+func ReadResults(tb testing.TB, path string, each func(openaibatch.Result)) int {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	rd := openaibatch.NewReader(f)
+	got := 0
+	for {
+		r, line, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return got
+		}
+		if err != nil {
+			tb.Fatalf("bench: %s line %d: %v", path, line, err)
+		}
+		each(r)
+		got++
+	}
 }

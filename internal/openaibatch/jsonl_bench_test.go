@@ -2,7 +2,6 @@ package openaibatch_test
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -91,23 +90,11 @@ func BenchmarkReader(b *testing.B) {
 			b.ReportAllocs()
 			h := bench.StartHeapPeak()
 			for b.Loop() {
-				f, err := os.Open(out)
-				if err != nil {
-					b.Fatal(err)
-				}
-				rd := openaibatch.NewReader(f)
-				got := 0
-				for {
-					r, _, err := rd.Next()
-					if errors.Is(err, io.EOF) {
-						break
+				got := bench.ReadResults(b, out, func(r openaibatch.Result) {
+					if !r.OK {
+						b.Fatalf("%s: %q", r.CustomID, r.Reason)
 					}
-					if err != nil || !r.OK {
-						b.Fatalf("line %d: %v %q", got+1, err, r.Reason)
-					}
-					got++
-				}
-				f.Close()
+				})
 				if got != n {
 					b.Fatalf("read %d lines, want %d", got, n)
 				}

@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -181,26 +180,11 @@ func BenchmarkApplyParse(b *testing.B) {
 			b.ReportAllocs()
 			h := bench.StartHeapPeak()
 			for b.Loop() {
-				f, err := os.Open(out)
-				if err != nil {
-					b.Fatal(err)
-				}
-				rd := openaibatch.NewReader(f)
-				got := 0
-				for {
-					r, _, err := rd.Next()
-					if errors.Is(err, io.EOF) {
-						break
-					}
-					if err != nil {
-						b.Fatal(err)
-					}
+				got := bench.ReadResults(b, out, func(r openaibatch.Result) {
 					a := answer(r)
 					a.Parsed, a.Err = synthesis.Decode(a.Kind, a.Word, a.NDefs, a.Components, a.Content)
 					check([]synthesis.Answer{a})
-					got++
-				}
-				f.Close()
+				})
 				if got != n {
 					b.Fatalf("%d lines, want %d", got, n)
 				}

@@ -2,9 +2,6 @@ package synthesis_test
 
 import (
 	"context"
-	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -55,22 +52,7 @@ func BenchmarkDecode(b *testing.B) {
 		content string
 	}
 	var answers []answer
-	f, err := os.Open(out)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rd := openaibatch.NewReader(f)
-	for {
-		r, _, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		answers = append(answers, answer{byID[r.CustomID], r.Content})
-	}
-	f.Close()
+	bench.ReadResults(b, out, func(r openaibatch.Result) { answers = append(answers, answer{byID[r.CustomID], r.Content}) })
 	if len(answers) != n {
 		b.Fatalf("%d answers, want %d", len(answers), n)
 	}
