@@ -167,7 +167,7 @@ func TestRunPeriodicReprocess(t *testing.T) {
 	w1 := addWord(t, d, "alpha", now)
 	w2 := addWord(t, d, "beta", now)
 	w3 := addWord(t, d, "gamma", now)
-	req := func(id string, word bson.ObjectID, text, version, model, state string) any {
+	req := func(id string, word bson.ObjectID, text, version, model string, state store.RequestState) any {
 		return store.Request{ID: id, JobIDs: []string{"job_old"}, Kind: store.TargetDefinition, WordID: word, Word: text,
 			DefinitionIDs: []bson.ObjectID{}, Components: []string{"synonyms"}, PromptVersion: version, Model: model, State: state,
 			CreatedAt: now, UpdatedAt: now}

@@ -29,7 +29,7 @@ type AuditOptions struct {
 // Report is what Audit counted; Problems lists every broken rule (empty when all hold).
 type Report struct {
 	Requests        int
-	States          map[string]int
+	States          map[store.RequestState]int
 	Batches         int // synthesis_batches documents
 	EmulatorBatches int
 	Abandoned       int // batch documents never created at OpenAI
@@ -84,7 +84,7 @@ func (r *Report) fail(format string, args ...any) {
 //   - a dead or cancelled definition request left no trace: its definitions hold none of its components
 //     unless another request of the same definition succeeded.
 func Audit(ctx context.Context, st *store.Store, emu []emulator.BatchRecord, opts AuditOptions) (*Report, error) {
-	r := &Report{States: map[string]int{}}
+	r := &Report{States: map[store.RequestState]int{}}
 
 	var reqs []store.Request
 	cur, err := st.Requests.Find(ctx, bson.M{})

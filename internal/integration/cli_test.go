@@ -220,7 +220,7 @@ func TestCLIBadInput(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &p); err != nil {
 			t.Fatalf("process --json printed %q: %v", out, err)
 		}
-		if !p.Finished || p.Total != len(words) || p.States[store.StateSucceeded] != len(words) {
+		if !p.Finished || p.Total != len(words) || p.States[string(store.StateSucceeded)] != len(words) {
 			t.Fatalf("job %s: finished %v, states %v; want all %d succeeded", p.Job.ID, p.Finished, p.States, len(words))
 		}
 		ctx := context.Background()

@@ -75,10 +75,10 @@ func TestSnapshotAndCollectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Requests[store.StateSucceeded] != 2 || s.Requests[store.StatePending] != 1 {
+	if s.Requests[string(store.StateSucceeded)] != 2 || s.Requests[string(store.StatePending)] != 1 {
 		t.Errorf("requests %v", s.Requests)
 	}
-	if s.Batches[store.BatchSubmitted] != 2 || s.Batches[store.BatchApplied] != 1 || s.OpenAIStatus["in_progress"] != 1 || s.OpenAIStatus["validating"] != 1 {
+	if s.Batches[string(store.BatchSubmitted)] != 2 || s.Batches[string(store.BatchApplied)] != 1 || s.OpenAIStatus["in_progress"] != 1 || s.OpenAIStatus["validating"] != 1 {
 		t.Errorf("batches %v, in flight %v", s.Batches, s.OpenAIStatus)
 	}
 	if s.PollLag != 42*time.Second {
@@ -101,7 +101,7 @@ func TestSnapshotAndCollectors(t *testing.T) {
 		t.Error("snapshot not cached")
 	}
 	src.Invalidate()
-	if s2, _ := src.Snapshot(ctx); s2.Requests[store.StateDead] != 1 {
+	if s2, _ := src.Snapshot(ctx); s2.Requests[string(store.StateDead)] != 1 {
 		t.Error("invalidate did not drop the cache")
 	}
 

@@ -122,8 +122,13 @@ func (s *Source) read(ctx context.Context) (*Snapshot, error) {
 	now := s.now()
 	snap := &Snapshot{At: now, Batches: map[string]int{}, OpenAIStatus: map[string]int{}}
 	var err error
-	if snap.Requests, err = s.Store.StateCounts(ctx, bson.M{}); err != nil {
+	counts, err := s.Store.StateCounts(ctx, bson.M{})
+	if err != nil {
 		return nil, err
+	}
+	snap.Requests = make(map[string]int, len(counts))
+	for st, n := range counts {
+		snap.Requests[string(st)] = n
 	}
 	var events []costEvent
 
@@ -143,7 +148,7 @@ func (s *Source) read(ctx context.Context) (*Snapshot, error) {
 			_ = cur.Close(ctx)
 			return nil, fmt.Errorf("error decoding batch for metrics: %w", err)
 		}
-		snap.Batches[b.State]++
+		snap.Batches[string(b.State)]++
 		if b.State == store.BatchSubmitted {
 			snap.OpenAIStatus[b.OpenAIStatus]++
 			// A poll rewrites updated_at, so the oldest one among in-flight batches is the worst poll lag.

@@ -266,7 +266,7 @@ func (d *Deps) reload(ctx context.Context, b *store.Batch) error {
 }
 
 // setBatch moves b from one state to another (compare-and-set) with extra fields.
-func (d *Deps) setBatch(ctx context.Context, b *store.Batch, from, to string, extra bson.M) error {
+func (d *Deps) setBatch(ctx context.Context, b *store.Batch, from, to store.BatchState, extra bson.M) error {
 	set := bson.M{"state": to, "updated_at": d.now()}
 	for k, v := range extra {
 		set[k] = v

@@ -230,7 +230,7 @@ func (d *Deps) RunImmediate(ctx context.Context, jobID string) error {
 
 // immediateOne sends one request until it succeeds, dies, falls back to the batch path (returned state
 // pending) or turns out to be someone else's (returned state "").
-func (d *Deps) immediateOne(ctx context.Context, job *store.Job, r *store.Request, g *gate) (string, error) {
+func (d *Deps) immediateOne(ctx context.Context, job *store.Job, r *store.Request, g *gate) (store.RequestState, error) {
 	marker := "imm_" + job.ID
 	log := d.log().With("job_id", job.ID, "request_id", r.ID)
 	// Loaded before the claim, so that a failure here leaves nothing claimed.

@@ -16,23 +16,21 @@ import (
 
 // JobProgress is where a job stands.
 type JobProgress struct {
-	Job      *store.Job     `json:"job"`
-	States   map[string]int `json:"states"`
-	Total    int            `json:"total"`
-	Settled  int            `json:"settled"`
-	Finished bool           `json:"finished"`
-	Batches  []string       `json:"batches"`
-	Usage    store.Usage    `json:"usage"`
-	CostUSD  float64        `json:"cost_usd"`
+	Job      *store.Job                 `json:"job"`
+	States   map[store.RequestState]int `json:"states"`
+	Total    int                        `json:"total"`
+	Settled  int                        `json:"settled"`
+	Finished bool                       `json:"finished"`
+	Batches  []string                   `json:"batches"`
+	Usage    store.Usage                `json:"usage"`
+	CostUSD  float64                    `json:"cost_usd"`
 	// ImmediateUSD is what the same billed tokens cost at immediate (non-batch) prices.
 	ImmediateUSD float64 `json:"immediate_usd"`
 	SavedUSD     float64 `json:"saved_usd"`
 }
 
 // Settled states: a request in one of them will not change again without a user action.
-func isSettled(state string) bool {
-	return state == store.StateSucceeded || state == store.StateDead || state == store.StateCancelled
-}
+func isSettled(state store.RequestState) bool { return state.Settled() }
 
 // FinishIfDone marks job jobID done, as Progress does, once all its requests are settled and its successes
 // applied, and reports whether it is done. It first looks for one request still to do, which the (job_ids,
@@ -131,16 +129,16 @@ func (d *Deps) RecentBatches(ctx context.Context, filter bson.M, limit int64) ([
 
 // Totals sums every request's state, usage and cost: the fleet-wide view.
 type Totals struct {
-	States       map[string]int `json:"states"`
-	Batches      map[string]int `json:"batches"`
-	Usage        store.Usage    `json:"usage"`
-	CostUSD      float64        `json:"cost_usd"`
-	ImmediateUSD float64        `json:"immediate_usd"`
+	States       map[store.RequestState]int `json:"states"`
+	Batches      map[store.BatchState]int   `json:"batches"`
+	Usage        store.Usage                `json:"usage"`
+	CostUSD      float64                    `json:"cost_usd"`
+	ImmediateUSD float64                    `json:"immediate_usd"`
 }
 
 // FleetTotals computes Totals.
 func (d *Deps) FleetTotals(ctx context.Context) (*Totals, error) {
-	t := &Totals{Batches: map[string]int{}}
+	t := &Totals{Batches: map[store.BatchState]int{}}
 	var err error
 	if t.States, err = d.Store.StateCounts(ctx, bson.M{}); err != nil {
 		return nil, err
@@ -155,10 +153,10 @@ func (d *Deps) FleetTotals(ctx context.Context) (*Totals, error) {
 	defer cur.Close(ctx)
 	for cur.Next(ctx) {
 		var row struct {
-			ID   string  `bson:"_id"`
-			N    int     `bson:"n"`
-			Imm  float64 `bson:"imm"`
-			Cost float64 `bson:"cost"`
+			ID   store.BatchState `bson:"_id"`
+			N    int              `bson:"n"`
+			Imm  float64          `bson:"imm"`
+			Cost float64          `bson:"cost"`
 		}
 		if err := cur.Decode(&row); err != nil {
 			return nil, err

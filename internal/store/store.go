@@ -194,7 +194,7 @@ func (s *Store) Batch(ctx context.Context, id string) (*Batch, error) {
 }
 
 // StateCounts counts requests by state under filter.
-func (s *Store) StateCounts(ctx context.Context, filter bson.M) (map[string]int, error) {
+func (s *Store) StateCounts(ctx context.Context, filter bson.M) (map[RequestState]int, error) {
 	cur, err := s.Requests.Aggregate(ctx, mongo.Pipeline{
 		{{Key: "$match", Value: filter}},
 		{{Key: "$group", Value: bson.M{"_id": "$state", "n": bson.M{"$sum": 1}}}},
@@ -203,11 +203,11 @@ func (s *Store) StateCounts(ctx context.Context, filter bson.M) (map[string]int,
 		return nil, fmt.Errorf("error counting requests: %w", err)
 	}
 	defer cur.Close(ctx)
-	out := map[string]int{}
+	out := map[RequestState]int{}
 	for cur.Next(ctx) {
 		var row struct {
-			ID string `bson:"_id"`
-			N  int    `bson:"n"`
+			ID RequestState `bson:"_id"`
+			N  int          `bson:"n"`
 		}
 		if err := cur.Decode(&row); err != nil {
 			return nil, err

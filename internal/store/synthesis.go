@@ -20,29 +20,20 @@ const (
 	CollModelHold     = "synthesis_models"
 )
 
-// Job statuses. A job is "running" once expanded; whether it is finished is computed from its requests.
-const (
-	JobSubmitted = "submitted"
-	JobExpanding = "expanding"
-	JobRunning   = "running"
-	JobDone      = "done"
-	JobCancelled = "cancelled"
-)
-
 // Job is one submission (a words file, an API call).
 type Job struct {
-	ID         string   `bson:"_id" json:"id"`
-	Source     string   `bson:"source" json:"source"`
-	Components []string `bson:"components" json:"components"`
-	Mode       string   `bson:"mode" json:"mode"`
-	Model      string   `bson:"model" json:"model"`
-	Force      bool     `bson:"force" json:"force"`
-	NoCache    bool     `bson:"no_cache,omitempty" json:"no_cache,omitempty"` // result cache off: send every request
-	Priority   string   `bson:"priority,omitempty" json:"priority,omitempty"`
-	Status     string   `bson:"status" json:"status"`
-	Chunks     int      `bson:"chunks" json:"chunks"`
-	Expanded   []int    `bson:"expanded" json:"-"`
-	WordsTotal int      `bson:"words_total" json:"words_total"`
+	ID         string    `bson:"_id" json:"id"`
+	Source     string    `bson:"source" json:"source"`
+	Components []string  `bson:"components" json:"components"`
+	Mode       string    `bson:"mode" json:"mode"`
+	Model      string    `bson:"model" json:"model"`
+	Force      bool      `bson:"force" json:"force"`
+	NoCache    bool      `bson:"no_cache,omitempty" json:"no_cache,omitempty"` // result cache off: send every request
+	Priority   string    `bson:"priority,omitempty" json:"priority,omitempty"`
+	Status     JobStatus `bson:"status" json:"status"`
+	Chunks     int       `bson:"chunks" json:"chunks"`
+	Expanded   []int     `bson:"expanded" json:"-"`
+	WordsTotal int       `bson:"words_total" json:"words_total"`
 	// WordsMissing lists plain-text words that are not in Floridify's collections: reported, never dropped silently.
 	WordsMissing []string     `bson:"words_missing" json:"words_missing"`
 	InputErrors  []InputError `bson:"input_errors" json:"input_errors"`
@@ -136,16 +127,6 @@ type RequestBody struct {
 	Body string `bson:"body"`
 }
 
-// Request states: pending -> claimed -> submitted -> succeeded | pending (retry) | dead.
-const (
-	StatePending   = "pending"
-	StateClaimed   = "claimed"
-	StateSubmitted = "submitted"
-	StateSucceeded = "succeeded"
-	StateDead      = "dead"
-	StateCancelled = "cancelled"
-)
-
 // Request target kinds.
 const (
 	TargetDefinition = "definition"
@@ -186,7 +167,7 @@ type Request struct {
 	PromptVersion string          `bson:"prompt_version" json:"prompt_version"`
 	Model         string          `bson:"model" json:"model"`
 	Force         bool            `bson:"force" json:"force"`
-	State         string          `bson:"state" json:"state"`
+	State         RequestState    `bson:"state" json:"state"`
 	Attempts      int             `bson:"attempts" json:"attempts"`
 	BatchID       string          `bson:"batch_id,omitempty" json:"batch_id,omitempty"`
 	// The rendered chat-completions body is the RequestBody of the same id, stored so that the estimate, the
@@ -206,18 +187,6 @@ type Request struct {
 	SettledAt      *time.Time     `bson:"settled_at,omitempty" json:"settled_at,omitempty"`
 	AppliedAt      *time.Time     `bson:"applied_at,omitempty" json:"applied_at,omitempty"`
 }
-
-// Batch states (ours). OpenAI's own status is kept in OpenAIStatus.
-const (
-	BatchClaiming  = "claiming"  // requests being claimed
-	BatchUploading = "uploading" // requests claimed; input file being rendered and uploaded
-	BatchUploaded  = "uploaded"  // input file id recorded
-	BatchCreating  = "creating"  // create called; outcome unknown until recorded (reconcile by metadata)
-	BatchSubmitted = "submitted" // OpenAI batch id recorded; polled
-	BatchTerminal  = "terminal"  // OpenAI status terminal; results to apply
-	BatchApplied   = "applied"   // every request settled
-	BatchAbandoned = "abandoned" // never created (definitive create error or nothing claimed); requests released
-)
 
 // OpenAI statuses that end a batch.
 func IsTerminalStatus(s string) bool {
@@ -272,7 +241,7 @@ type ApplyCounts struct {
 type Batch struct {
 	ID             string         `bson:"_id" json:"id"`
 	Model          string         `bson:"model" json:"model"`
-	State          string         `bson:"state" json:"state"`
+	State          BatchState     `bson:"state" json:"state"`
 	OpenAIStatus   string         `bson:"openai_status" json:"openai_status"`
 	StatusRank     int            `bson:"status_rank" json:"-"`
 	OpenAIBatchID  string         `bson:"openai_batch_id,omitempty" json:"openai_batch_id,omitempty"`

@@ -82,7 +82,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	s.Log.Info("job accepted", "job_id", job.ID, "words", job.WordsTotal, "input_errors", len(sub.Errors),
 		"components", job.Components, "priority", job.Priority, "path", path, "source", job.Source)
 	w.Header().Set("Location", "/v1/jobs/"+job.ID)
-	writeJSON(w, http.StatusAccepted, jobAccepted{JobID: job.ID, Status: job.Status, Words: job.WordsTotal, Path: path, InputErrors: sub.Errors})
+	writeJSON(w, http.StatusAccepted, jobAccepted{JobID: job.ID, Status: string(job.Status), Words: job.WordsTotal, Path: path, InputErrors: sub.Errors})
 }
 
 // replay answers a repeated Idempotency-Key with the job the first request created.
@@ -103,7 +103,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, key string) {
 	}
 	w.Header().Set("Location", "/v1/jobs/"+job.ID)
 	w.Header().Set("Idempotent-Replayed", "true")
-	writeJSON(w, http.StatusAccepted, jobAccepted{JobID: job.ID, Status: job.Status, Words: job.WordsTotal,
+	writeJSON(w, http.StatusAccepted, jobAccepted{JobID: job.ID, Status: string(job.Status), Words: job.WordsTotal,
 		Path: pathOf(job.Priority, job.WordsTotal), InputErrors: job.InputErrors})
 }
 
@@ -137,7 +137,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	filter := bson.M{}
 	if st := r.URL.Query().Get("status"); st != "" {
-		if !slices.Contains([]string{store.JobSubmitted, store.JobExpanding, store.JobRunning, store.JobDone, store.JobCancelled}, st) {
+		if !slices.Contains(store.JobStatuses, store.JobStatus(st)) {
 			writeError(w, http.StatusBadRequest, "invalid_field", "status", "want submitted, expanding, running, done or cancelled")
 			return
 		}
@@ -227,7 +227,7 @@ func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if b.State != store.BatchSubmitted {
-		writeError(w, http.StatusConflict, "batch_not_cancellable", "id", "batch "+b.ID+" is "+b.State+": only a submitted batch can be cancelled")
+		writeError(w, http.StatusConflict, "batch_not_cancellable", "id", "batch "+b.ID+" is "+string(b.State)+": only a submitted batch can be cancelled")
 		return
 	}
 	if err := s.Deps.CancelBatch(r.Context(), b.ID); err != nil {

@@ -198,7 +198,7 @@ func TestJobLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if acc.Words != 4 || acc.Path != "batch" || acc.Status != store.JobSubmitted {
+	if acc.Words != 4 || acc.Path != "batch" || acc.Status != string(store.JobSubmitted) {
 		t.Fatalf("accepted %+v", acc)
 	}
 	again, err := c.Submit(ctx, req)
@@ -211,7 +211,7 @@ func TestJobLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("waiting for %s: %v (last %+v)", acc.JobID, err, st)
 	}
-	if !st.Finished || st.Total == 0 || st.States[store.StateSucceeded] != st.Total || len(st.Batches) == 0 {
+	if !st.Finished || st.Total == 0 || st.States[string(store.StateSucceeded)] != st.Total || len(st.Batches) == 0 {
 		t.Fatalf("finished job %+v", st)
 	}
 	if st.Usage.InputTokens == 0 || st.CostUSD <= 0 || st.SavedUSD <= 0 {
@@ -262,7 +262,7 @@ func TestJobLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cr, err := c.Cancel(ctx, cj.JobID); err != nil || cr.Status != store.JobCancelled {
+	if cr, err := c.Cancel(ctx, cj.JobID); err != nil || cr.Status != string(store.JobCancelled) {
 		t.Errorf("cancel: %+v %v", cr, err)
 	}
 	// Estimate: planned with the real renderer.

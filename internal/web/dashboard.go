@@ -39,11 +39,11 @@ type segment struct {
 
 type jobRow struct {
 	store.Job
-	States    map[string]int
+	States    map[store.RequestState]int
 	Total     int
 	Settled   int
 	Pct       float64
-	Display   string
+	Display   store.JobStatus
 	Segments  []segment
 	CanCancel bool
 	CanRetry  bool
@@ -75,7 +75,7 @@ type pageData struct {
 
 type countsEntry struct {
 	updated time.Time
-	counts  map[string]int
+	counts  map[store.RequestState]int
 }
 
 // liveCache holds the last rendering data, and the request counts of finished jobs (they change only when
@@ -144,7 +144,7 @@ var templateFuncs = template.FuncMap{
 	"clock": func(t time.Time) string { return t.UTC().Format("Jan 2 15:04") },
 	"secs":  func(d time.Duration) string { return fmt.Sprintf("%.0fs", d.Seconds()) },
 	"join":  strings.Join,
-	"state": func(m map[string]int, k string) int { return m[k] },
+	"state": func(m map[store.RequestState]int, k string) int { return m[store.RequestState(k)] },
 	"keys": func(m map[string]int) []string {
 		out := make([]string, 0, len(m))
 		for k := range m {
@@ -240,7 +240,7 @@ func (s *Server) pageData(ctx context.Context) (*pageData, error) {
 	return d, nil
 }
 
-func (c *liveCache) jobCounts(ctx context.Context, st *store.Store, j *store.Job) (map[string]int, error) {
+func (c *liveCache) jobCounts(ctx context.Context, st *store.Store, j *store.Job) (map[store.RequestState]int, error) {
 	finished := j.Status == store.JobDone || j.Status == store.JobCancelled
 	if e, ok := c.finished[j.ID]; ok && finished && e.updated.Equal(j.UpdatedAt) {
 		return e.counts, nil
@@ -258,7 +258,7 @@ func (c *liveCache) jobCounts(ctx context.Context, st *store.Store, j *store.Job
 	return counts, nil
 }
 
-func allSettled(counts map[string]int) bool {
+func allSettled(counts map[store.RequestState]int) bool {
 	for st, n := range counts {
 		if n > 0 && st != store.StateSucceeded && st != store.StateDead && st != store.StateCancelled {
 			return false
@@ -267,7 +267,7 @@ func allSettled(counts map[string]int) bool {
 	return true
 }
 
-func newJobRow(j store.Job, counts map[string]int) jobRow {
+func newJobRow(j store.Job, counts map[store.RequestState]int) jobRow {
 	row := jobRow{Job: j, States: counts, Display: j.Status}
 	for st, n := range counts {
 		row.Total += n
@@ -278,7 +278,11 @@ func newJobRow(j store.Job, counts map[string]int) jobRow {
 	if row.Total > 0 {
 		row.Pct = 100 * float64(row.Settled) / float64(row.Total)
 		x := 0.0
-		for _, sg := range []struct{ class, state, title string }{
+		for _, sg := range []struct {
+			class string
+			state store.RequestState
+			title string
+		}{
 			{"ok", store.StateSucceeded, "succeeded"},
 			{"dead", store.StateDead, "dead"},
 			{"cancelled", store.StateCancelled, "cancelled"},
@@ -295,7 +299,7 @@ func newJobRow(j store.Job, counts map[string]int) jobRow {
 	if j.Status == store.JobDone && row.Total == 0 {
 		row.Pct = 100 // nothing was missing
 	}
-	active := row.Display == store.JobSubmitted || row.Display == store.JobExpanding || row.Display == store.JobRunning
+	active := !row.Display.Finished()
 	row.CanCancel = active
 	row.CanRetry = !active && j.Status != store.JobExpanding && counts[store.StateDead]+counts[store.StateCancelled] > 0
 	return row

@@ -96,7 +96,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("job A first seen %s, %s/%s settled", first["data-status"], first["data-settled"], first["data-total"])
-	if first["data-status"] == store.JobDone {
+	if first["data-status"] == string(store.JobDone) {
 		t.Fatalf("job A was done before the page showed it; the test cannot see progress move (slow the emulator)")
 	}
 

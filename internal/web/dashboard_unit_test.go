@@ -29,7 +29,7 @@ func TestNewChart(t *testing.T) {
 
 func TestNewJobRow(t *testing.T) {
 	j := store.Job{ID: "job_1", Status: store.JobRunning}
-	r := newJobRow(j, map[string]int{store.StateSucceeded: 2, store.StateDead: 1, store.StateSubmitted: 1})
+	r := newJobRow(j, map[store.RequestState]int{store.StateSucceeded: 2, store.StateDead: 1, store.StateSubmitted: 1})
 	if r.Total != 4 || r.Settled != 3 || r.Pct != 75 || !r.CanCancel || r.CanRetry || len(r.Segments) != 3 {
 		t.Errorf("running row %+v", r)
 	}
@@ -37,11 +37,11 @@ func TestNewJobRow(t *testing.T) {
 		t.Errorf("segments %+v", r.Segments)
 	}
 	j.Status = store.JobDone
-	r = newJobRow(j, map[string]int{store.StateSucceeded: 2, store.StateDead: 1})
+	r = newJobRow(j, map[store.RequestState]int{store.StateSucceeded: 2, store.StateDead: 1})
 	if r.CanCancel || !r.CanRetry || r.Display != store.JobDone {
 		t.Errorf("done row %+v", r)
 	}
-	if !allSettled(map[string]int{store.StateSucceeded: 1, store.StatePending: 0}) || allSettled(map[string]int{store.StateClaimed: 1}) {
+	if !allSettled(map[store.RequestState]int{store.StateSucceeded: 1, store.StatePending: 0}) || allSettled(map[store.RequestState]int{store.StateClaimed: 1}) {
 		t.Error("allSettled")
 	}
 }
