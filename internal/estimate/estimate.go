@@ -245,7 +245,7 @@ func (Offline) Inputs(_ context.Context, words []store.InputWord, _ []string) ([
 			continue
 		}
 		lang := cmp.Or(w.Language, "en")
-		id := pipeline.WordID(lang, w.Word)
+		id := store.WordID(lang, w.Word)
 		i, ok := idx[id]
 		if !ok {
 			i = len(out)
@@ -268,7 +268,7 @@ func (Offline) Cached(context.Context, []string) (map[string]bool, error) {
 // appendDefs adds submitted definitions, with the ids enqueue gives them, skipping ones already there.
 func appendDefs(defs []store.Definition, wordID bson.ObjectID, in []store.InputDefinition) []store.Definition {
 	for _, d := range in {
-		id := pipeline.DefinitionID(wordID, d.PartOfSpeech, d.Text)
+		id := store.DefinitionID(wordID, d.PartOfSpeech, d.Text)
 		if slices.ContainsFunc(defs, func(x store.Definition) bool { return x.ID == id }) {
 			continue
 		}
@@ -339,7 +339,7 @@ func (db Database) Inputs(ctx context.Context, words []store.InputWord, comps []
 					skipped = append(skipped, w.Word+": not in Floridify")
 					continue
 				}
-				id = pipeline.WordID(lang, w.Word)
+				id = store.WordID(lang, w.Word)
 			}
 			i, seen := idx[id]
 			if !seen {

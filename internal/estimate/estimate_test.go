@@ -13,7 +13,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/floridify/batchsynth/internal/input"
-	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/store"
 	"github.com/floridify/batchsynth/internal/synthesis"
 	"github.com/floridify/batchsynth/internal/testenv"
@@ -201,7 +200,7 @@ func TestDatabaseEstimate(t *testing.T) {
 	ctx := context.Background()
 	cl, db := testenv.Mongo(t)
 	st := store.New(cl, db)
-	wordID := pipeline.WordID("en", "bank")
+	wordID := store.WordID("en", "bank")
 	if _, err := st.Words.InsertOne(ctx, store.Word{ID: wordID, Text: "bank", Languages: []string{"en"}, Version: 1}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -91,14 +90,6 @@ func (d *Deps) triggerBuild(model string, flush bool) error {
 		return err
 	}
 	return tasks.Enqueue(d.Queue, t)
-}
-
-// detID derives an ObjectID from parts, so concurrent upserts of the same word or definition agree on its _id.
-func detID(parts ...string) bson.ObjectID {
-	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	var id bson.ObjectID
-	copy(id[:], h[:12])
-	return id
 }
 
 func langOf(w store.InputWord) string {
@@ -337,15 +328,15 @@ func (d *Deps) upsertInline(ctx context.Context, words []store.InputWord, wordID
 		k := lang + "\x00" + w.Word
 		id, ok := wordIDs[k]
 		if !ok {
-			id = detID("word", lang, w.Word)
+			id = store.WordID(lang, w.Word)
 			wordIDs[k] = id
 			wm = append(wm, mongo.NewInsertOneModel().SetDocument(store.Word{ID: id, Text: w.Word, Normalized: normalize(w.Word),
 				Lemma: normalize(w.Word), Languages: []string{lang}, CorpusIDs: []bson.ObjectID{}, CreatedAt: t, UpdatedAt: t, Version: 1}))
 		}
-		entryID := detID("entry", id.Hex(), store.ProviderSynthesis)
+		entryID := store.EntryID(id)
 		var defIDs []bson.ObjectID
 		for _, df := range w.Definitions {
-			did := detID("definition", id.Hex(), df.PartOfSpeech, df.Text)
+			did := store.DefinitionID(id, df.PartOfSpeech, df.Text)
 			defIDs = append(defIDs, did)
 			dm = append(dm, mongo.NewInsertOneModel().SetDocument(newDefinition(did, id, entryID, df, t)))
 		}

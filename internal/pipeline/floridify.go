@@ -14,14 +14,6 @@ import (
 	"github.com/floridify/batchsynth/internal/synthesis"
 )
 
-// WordID is the _id batchsynth gives a submitted word that Floridify does not have yet.
-func WordID(lang, text string) bson.ObjectID { return detID("word", lang, text) }
-
-// DefinitionID is the _id batchsynth gives a submitted definition of a word.
-func DefinitionID(wordID bson.ObjectID, pos, text string) bson.ObjectID {
-	return detID("definition", wordID.Hex(), pos, text)
-}
-
 // LoadWordStates reads what word-level components need to know of the words (their synthesis dictionary
 // entries and whether the documents those link exist), with one query per collection for all of them.
 // It reads nothing when comps has no word-level component; a word with nothing stored gets the zero state.

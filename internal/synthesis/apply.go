@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -231,16 +230,6 @@ func FactID(requestID string, wordID bson.ObjectID, i int) bson.ObjectID {
 	return docID("fact", requestID, wordID, i)
 }
 
-// EntryID is the _id given to a word's synthesis dictionary entry when batchsynth creates it. It is the id
-// the pipeline gives the entries of submitted words (sha256 of "entry", word id, provider), so both paths
-// create one entry; an entry Floridify made keeps its own id (entries are matched by word and provider).
-func EntryID(wordID bson.ObjectID) bson.ObjectID {
-	h := sha256.Sum256([]byte(strings.Join([]string{"entry", wordID.Hex(), store.ProviderSynthesis}, "\x00")))
-	var id bson.ObjectID
-	copy(id[:], h[:12])
-	return id
-}
-
 func (w *Writes) addExamples(def bson.ObjectID, texts []string) {
 	w.touchDef(def)
 	for i, text := range texts {
@@ -372,7 +361,7 @@ func (w *Writes) EntryModels(langs map[bson.ObjectID][]string) []mongo.WriteMode
 			lang = []string{"en"}
 		}
 		onInsert := bson.M{
-			"_id": EntryID(word), "definition_ids": bson.A{}, "pronunciation_id": nil, "fact_ids": bson.A{},
+			"_id": store.EntryID(word), "definition_ids": bson.A{}, "pronunciation_id": nil, "fact_ids": bson.A{},
 			"image_ids": bson.A{}, "languages": lang, "etymology": nil, "phrases": bson.A{}, "source_entries": bson.A{},
 			"model_info": nil, "created_at": w.Now, "version": 1,
 		}
