@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -50,7 +49,7 @@ exits (non-zero if a request ended dead); --serve keeps it running afterwards.`,
 				sub = &s
 			}
 			// Demo pace: fast enough to watch, slow enough to see every state.
-			if os.Getenv("BATCHSYNTH_POLL_INTERVAL") == "" {
+			if !cfg.IsSet("BATCHSYNTH_POLL_INTERVAL") {
 				cfg.PollInterval = time.Second
 			}
 			for _, d := range []*time.Duration{&cfg.FlushDelay, &cfg.SweepInterval, &cfg.SyncInterval} {

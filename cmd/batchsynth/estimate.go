@@ -71,9 +71,13 @@ against Floridify's stored fields and counts answers the result cache already ho
 			if err != nil {
 				return fmt.Errorf("%s: %w", words, err)
 			}
+			cfg, _, err := loadConfig()
+			if err != nil {
+				return err
+			}
 			var src estimate.Planner = estimate.Offline{}
-			if uri := os.Getenv("MONGODB_URI"); uri != "" && !offline {
-				st, closeDB, err := openEstimateDB(cmd.Context(), uri)
+			if cfg.MongoURI != "" && !offline {
+				st, closeDB, err := openEstimateDB(cmd.Context(), cfg.MongoURI, cfg.Database)
 				if err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "estimating offline: %v\n", err)
 				} else {
@@ -82,7 +86,7 @@ against Floridify's stored fields and counts answers the result cache already ho
 				}
 			}
 			rep, err := estimate.Run(cmd.Context(), parsed.Words, estimate.Options{Components: comps, Modes: modes,
-				Model: cmp.Or(model, os.Getenv("BATCHSYNTH_MODEL"), config.ModelDefault)}, src)
+				Model: cmp.Or(model, cfg.Model)}, src)
 			if err != nil {
 				return err
 			}
@@ -105,12 +109,12 @@ against Floridify's stored fields and counts answers the result cache already ho
 
 // openEstimateDB connects to Floridify's database for the estimate, giving up quickly: an estimate must not
 // wait on a database it can do without.
-func openEstimateDB(ctx context.Context, uri string) (*store.Store, func(), error) {
+func openEstimateDB(ctx context.Context, uri, database string) (*store.Store, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	cl, err := store.Connect(ctx, uri)
 	if err != nil {
 		return nil, nil, err
 	}
-	return store.New(cl, cmp.Or(os.Getenv("MONGODB_DATABASE"), config.DatabaseDefault)), func() { _ = cl.Disconnect(context.Background()) }, nil
+	return store.New(cl, database), func() { _ = cl.Disconnect(context.Background()) }, nil
 }

@@ -30,6 +30,12 @@ const (
 	HTTPAddrDefault        = "127.0.0.1:8080"
 	ModeDefault            = "packed"
 	StaleAfterDefault      = 2 * time.Minute
+
+	// Immediate path: MaxWords is off by default (small submissions are cheap either way, and a deployment
+	// chooses whether latency is worth twice the price).
+	ImmediateMaxWordsDefault    = 0
+	ImmediateConcurrencyDefault = 4
+	ImmediateRateDefault        = 5.0
 )
 
 // Config is the effective configuration of one process.
@@ -65,12 +71,39 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogFormat       string // json | text
 	LogLevel        string
+
+	// The immediate path's limits are per process: a fleet of N workers sends up to N times as many calls,
+	// which is what OpenAI's per-key rate limits must allow.
+	ImmediateMaxWords    int     // a job of at most this many words goes immediate; 0: only urgent jobs do
+	ImmediateConcurrency int     // chat completions in flight at once
+	ImmediateRate        float64 // chat completions started per second
+
+	// PeriodicJobs is the scheduler's periodic jobs, unparsed (the scheduler owns their syntax and checks it
+	// at start).
+	PeriodicJobs string
+	// MonitoringWritable lets Asynqmon's buttons change queues; off, it is read-only.
+	MonitoringWritable bool
+
+	set map[string]bool // the variables given (non-empty) in the environment
 }
+
+// IsSet reports whether variable name was given, for a command that picks its own default when it was not
+// (dev mode's demo pace).
+func (c Config) IsSet(name string) bool { return c.set[name] }
 
 // FromEnv reads the environment through getenv (os.Getenv when nil) and fills defaults.
 func FromEnv(getenv func(string) string) (Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
+	}
+	set := map[string]bool{}
+	read := getenv
+	getenv = func(name string) string {
+		v := read(name)
+		if v != "" {
+			set[name] = true
+		}
+		return v
 	}
 	var errs []error
 	dur := func(name string, def time.Duration) time.Duration {
@@ -97,6 +130,29 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		return n
 	}
+	posNum := func(name string, def float64) float64 {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive number, got %q", name, v))
+			return def
+		}
+		return f
+	}
+	flag := func(name string) bool {
+		v := getenv(name)
+		if v == "" {
+			return false
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: want true or false, got %q", name, v))
+		}
+		return b
+	}
 	c := Config{
 		RedisURL:        getenv("REDIS_URL"),
 		MongoURI:        getenv("MONGODB_URI"),
@@ -122,6 +178,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		ShutdownTimeout: dur("BATCHSYNTH_SHUTDOWN_TIMEOUT", ShutdownTimeoutDefault),
 		LogFormat:       cmp.Or(getenv("BATCHSYNTH_LOG_FORMAT"), "text"),
 		LogLevel:        cmp.Or(getenv("BATCHSYNTH_LOG_LEVEL"), "info"),
+
+		ImmediateMaxWords:    int(num("BATCHSYNTH_IMMEDIATE_MAX_WORDS", ImmediateMaxWordsDefault)),
+		ImmediateConcurrency: int(num("BATCHSYNTH_IMMEDIATE_CONCURRENCY", ImmediateConcurrencyDefault)),
+		ImmediateRate:        posNum("BATCHSYNTH_IMMEDIATE_RATE", ImmediateRateDefault),
+		PeriodicJobs:         getenv("BATCHSYNTH_PERIODIC_JOBS"),
+		MonitoringWritable:   flag("BATCHSYNTH_MONITORING_WRITABLE"),
+		set:                  set,
 	}
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
@@ -143,6 +206,9 @@ func (c Config) Validate() error {
 	}
 	if c.MongoMaxBulk < 0 {
 		errs = append(errs, fmt.Errorf("BATCHSYNTH_MONGO_MAX_BULK: must be 0 (by server) or more, got %d", c.MongoMaxBulk))
+	}
+	if c.ImmediateConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("BATCHSYNTH_IMMEDIATE_CONCURRENCY: must be at least 1, got %d", c.ImmediateConcurrency))
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("BATCHSYNTH_CONCURRENCY: must be at least 1, got %d", c.Concurrency))
@@ -196,6 +262,11 @@ func (c Config) Masked() [][2]string {
 		{"BATCHSYNTH_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()},
 		{"BATCHSYNTH_LOG_FORMAT", c.LogFormat},
 		{"BATCHSYNTH_LOG_LEVEL", c.LogLevel},
+		{"BATCHSYNTH_IMMEDIATE_MAX_WORDS", strconv.Itoa(c.ImmediateMaxWords)},
+		{"BATCHSYNTH_IMMEDIATE_CONCURRENCY", strconv.Itoa(c.ImmediateConcurrency)},
+		{"BATCHSYNTH_IMMEDIATE_RATE", strconv.FormatFloat(c.ImmediateRate, 'g', -1, 64)},
+		{"BATCHSYNTH_PERIODIC_JOBS", orEmbedded(c.PeriodicJobs, "(none)")},
+		{"BATCHSYNTH_MONITORING_WRITABLE", strconv.FormatBool(c.MonitoringWritable)},
 	}
 	return rows
 }
