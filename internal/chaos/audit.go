@@ -1,4 +1,4 @@
-// Package chaos proves batchsynth's failure rules (DESIGN.md section 5) end to end. Audit checks a drained
+// Package chaos proves batchsynth's failure rules (docs/reliability.md) end to end. Audit checks a drained
 // database against the Batch API emulator's own log: nothing lost, nothing applied twice, no batch paid for
 // twice. The package's test runs the built binary as a fleet of processes and kills them while it works.
 package chaos

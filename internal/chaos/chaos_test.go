@@ -42,7 +42,7 @@ type chaosOutcome struct {
 	errs         []string
 }
 
-// TestChaos is the proof of DESIGN.md section 5 under everything at once. The built binary runs as three
+// TestChaos is the proof of the failure rules (docs/reliability.md) under everything at once. The built binary runs as three
 // worker and two scheduler processes on a real redis-server, a MongoDB wire server and the emulator, which
 // injects every fault it knows (chaosFaults). While a job of BATCHSYNTH_CHAOS_WORDS words (default
 // ChaosWordsDefault) runs, a random worker is SIGKILLed and restarted every 2-5 s (every fourth one gets

@@ -14,7 +14,8 @@ type Price struct {
 	BatchInput, BatchCached, BatchOutput float64
 }
 
-// Table is OpenAI's published prices (reference/openai-batch.md §1.10).
+// Table is OpenAI's published prices (its pricing page, https://platform.openai.com/docs/pricing, standard and
+// Batch API columns).
 var Table = map[string]Price{
 	"gpt-4o-mini":  {0.15, 0.075, 0.60, 0.075, 0, 0.30},
 	"gpt-4.1-mini": {0.40, 0.10, 1.60, 0.20, 0, 0.80},

@@ -23,7 +23,7 @@
 // and stores the answer on every Definition.word_forms; here it is a definition-level component, so its Missing
 // rule (an empty list), its apply rule and every request mode work per definition.
 //
-// Where results land (reference/floridify-data-model.md): definition fields are $set on the definition
+// Where results land (docs/floridify.md): definition fields are $set on the definition
 // (register as language_register; regional_variants as region, the single value Floridify keeps of its list;
 // word forms as {form_type, text}; collocations as {text, type, frequency}; grammar patterns as
 // {pattern, description}; usage notes as {type, text}); examples are Example documents linked through

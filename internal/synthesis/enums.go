@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Floridify's stored enums (reference/floridify-data-model.md §3), and how a model's answer maps onto them.
+// Floridify's stored enums (as Floridify's models define them; docs/floridify.md), and how a model's answer maps onto them.
 // Strict schemas already confine answers to these values; the mappings are for answers that reach Parse some
 // other way (an answer stored under an older prompt, a model that ignores strict mode) and for the values
 // Floridify's own prompts ask for but its models cannot store. A value with no mapping is an error: the
