@@ -54,7 +54,7 @@ func waitJob(tb testing.TB, d *pipeline.Deps, jobID string, timeout time.Duratio
 	return p
 }
 
-// TestQueueTraffic runs a job on a real in-test fleet (two worker servers and the scheduler, wired by
+// BenchmarkQueueTraffic runs a job on a real in-test fleet (two worker servers and the scheduler, wired by
 // internal/fleet; redis-server, the MongoDB wire server, the emulator over HTTP) and counts what it cost:
 // asynq tasks by queue (asynq's statistics) and OpenAI calls by route (the emulator's counters). Targets
 // (issue 6): at most one task per 500 requests plus the polls, and at most 3 OpenAI calls per batch plus the
@@ -63,7 +63,17 @@ func waitJob(tb testing.TB, d *pipeline.Deps, jobID string, timeout time.Duratio
 // max(1 per 500 requests, enqueue + build + apply per batch). The sweeps and flush run at their production
 // defaults (15 s, 30 s); polls every second. 40 words (about 190 requests) here; the issue's 5,000 words by
 // hand: BATCHSYNTH_BENCH_WORDS=5000 BATCHSYNTH_TEST_FERRETDB_BACKEND=postgresql (docs/benchmarks.md).
-func TestQueueTraffic(t *testing.T) {
+//
+// It is a benchmark, not a test, because it runs minutes (the sweeps at their production pace): the default
+// `go test ./...` leaves it out, and .ci/run runs it once (-bench=QueueTraffic -benchtime=1x). A target
+// missed fails it like a test.
+func BenchmarkQueueTraffic(b *testing.B) {
+	for range b.N {
+		queueTraffic(b)
+	}
+}
+
+func queueTraffic(t testing.TB) {
 	words := envInt("BATCHSYNTH_BENCH_WORDS", 40)
 	maxLines := envInt("BATCHSYNTH_BENCH_MAX_LINES", config.MaxLinesDefault)
 	f := testfleet.Start(t, testfleet.Options{Workers: 2, Tune: func(c *config.Config) {
