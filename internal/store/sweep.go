@@ -64,23 +64,23 @@ func (s *Store) ModelsOfLapsedBuilds(ctx context.Context, now time.Time) ([]stri
 
 // LapsedTerminalBatchIDs lists the terminal batches not yet applied whose lease ran out before now.
 func (s *Store) LapsedTerminalBatchIDs(ctx context.Context, now time.Time) ([]string, error) {
-	return s.findIDs(ctx, s.Batches, bson.M{"state": BatchTerminal, "lease_until": bson.M{"$lt": now}}, options.Find())
+	return s.schedulerIDs(ctx, s.Batches, bson.M{"state": BatchTerminal, "lease_until": bson.M{"$lt": now}}, options.Find())
 }
 
 // StalledJobIDs lists the jobs submitted or expanding whose last update is before updatedBefore.
 func (s *Store) StalledJobIDs(ctx context.Context, updatedBefore time.Time) ([]string, error) {
-	return s.findIDs(ctx, s.Jobs, bson.M{"status": bson.M{"$in": []JobStatus{JobSubmitted, JobExpanding}},
+	return s.schedulerIDs(ctx, s.Jobs, bson.M{"status": bson.M{"$in": []JobStatus{JobSubmitted, JobExpanding}},
 		"updated_at": bson.M{"$lt": updatedBefore}}, options.Find())
 }
 
 // RunningJobIDs lists at most limit running jobs.
 func (s *Store) RunningJobIDs(ctx context.Context, limit int64) ([]string, error) {
-	return s.findIDs(ctx, s.Jobs, bson.M{"status": JobRunning}, options.Find().SetLimit(limit))
+	return s.schedulerIDs(ctx, s.Jobs, bson.M{"status": JobRunning}, options.Find().SetLimit(limit))
 }
 
 // SubmittedBatchIDs lists the batches the provider is working on (state submitted), in id order.
 func (s *Store) SubmittedBatchIDs(ctx context.Context) ([]string, error) {
-	ids, err := s.findIDs(ctx, s.Batches, bson.M{"state": BatchSubmitted}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	ids, err := s.schedulerIDs(ctx, s.Batches, bson.M{"state": BatchSubmitted}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("error listing batches in flight: %w", err)
 	}
@@ -105,8 +105,8 @@ func (s *Store) ReleaseOrphanedClaims(ctx context.Context, batchID string, now t
 	return int(res.ModifiedCount), err
 }
 
-// findIDs lists the string _id of the documents of c under filter.
-func (s *Store) findIDs(ctx context.Context, c *mongo.Collection, filter bson.M, opts *options.FindOptionsBuilder) ([]string, error) {
+// schedulerIDs lists the string _id of the documents of c under filter.
+func (s *Store) schedulerIDs(ctx context.Context, c *mongo.Collection, filter bson.M, opts *options.FindOptionsBuilder) ([]string, error) {
 	cur, err := c.Find(ctx, filter, opts.SetProjection(bson.M{"_id": 1}))
 	if err != nil {
 		return nil, err
@@ -137,12 +137,12 @@ type PeriodicState struct {
 	Runs        int       `bson:"runs"`
 }
 
-func (s *Store) periodic() *mongo.Collection { return s.DB.Collection(CollPeriodic) }
+func (s *Store) periodicColl() *mongo.Collection { return s.DB.Collection(CollPeriodic) }
 
 // PeriodicState loads periodic job name's state; ErrNotFound when the job has never been seen.
 func (s *Store) PeriodicState(ctx context.Context, name string) (*PeriodicState, error) {
 	var st PeriodicState
-	err := s.periodic().FindOne(ctx, bson.M{"_id": name}).Decode(&st)
+	err := s.periodicColl().FindOne(ctx, bson.M{"_id": name}).Decode(&st)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, fmt.Errorf("periodic job %q: %w", name, ErrNotFound)
 	}
@@ -155,7 +155,7 @@ func (s *Store) PeriodicState(ctx context.Context, name string) (*PeriodicState,
 // StartPeriodic records periodic job name as first seen at now (its clock and watermark start there). A
 // state already recorded, by a scheduler that got there first, is kept.
 func (s *Store) StartPeriodic(ctx context.Context, name string, now time.Time) error {
-	_, err := s.periodic().InsertOne(ctx, PeriodicState{ID: name, LastRunAt: now, Watermark: now})
+	_, err := s.periodicColl().InsertOne(ctx, PeriodicState{ID: name, LastRunAt: now, Watermark: now})
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return err
 	}
@@ -166,7 +166,7 @@ func (s *Store) StartPeriodic(ctx context.Context, name string, now time.Time) e
 // last_run_at, and reports whether it claimed it: of two schedulers that overlap during a lease hand-over,
 // one does.
 func (s *Store) ClaimPeriodicRun(ctx context.Context, name string, lastRunAt, now time.Time) (bool, error) {
-	res, err := s.periodic().UpdateOne(ctx, bson.M{"_id": name, "last_run_at": lastRunAt},
+	res, err := s.periodicColl().UpdateOne(ctx, bson.M{"_id": name, "last_run_at": lastRunAt},
 		bson.M{"$set": bson.M{"last_run_at": now}, "$inc": bson.M{"runs": 1}})
 	if err != nil {
 		return false, err
@@ -181,13 +181,13 @@ func (s *Store) RecordPeriodicRun(ctx context.Context, name, jobID string, words
 	if jobID != "" {
 		set["last_job_id"] = jobID
 	}
-	_, err := s.periodic().UpdateOne(ctx, bson.M{"_id": name}, bson.M{"$set": set})
+	_, err := s.periodicColl().UpdateOne(ctx, bson.M{"_id": name}, bson.M{"$set": set})
 	return err
 }
 
 // SetPeriodicWatermark moves periodic job name's watermark to the word (createdAt, id).
 func (s *Store) SetPeriodicWatermark(ctx context.Context, name string, createdAt time.Time, id ObjectID) error {
-	_, err := s.periodic().UpdateOne(ctx, bson.M{"_id": name},
+	_, err := s.periodicColl().UpdateOne(ctx, bson.M{"_id": name},
 		bson.M{"$set": bson.M{"watermark": createdAt, "watermark_id": id}})
 	return err
 }
