@@ -89,13 +89,13 @@ func jobWords(t *testing.T, d *pipeline.Deps, jobID string) []string {
 	return out
 }
 
-func loadPeriodicState(t *testing.T, d *pipeline.Deps, name string) periodicState {
+func loadPeriodicState(t *testing.T, d *pipeline.Deps, name string) store.PeriodicState {
 	t.Helper()
-	var st periodicState
-	if err := d.Store.DB.Collection(CollPeriodic).FindOne(context.Background(), bson.M{"_id": name}).Decode(&st); err != nil {
+	st, err := d.Store.PeriodicState(context.Background(), name)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return st
+	return *st
 }
 
 func TestRunPeriodicNewWords(t *testing.T) {
@@ -198,7 +198,7 @@ func TestRunPeriodicReprocess(t *testing.T) {
 	if err != nil || !job.Force || job.Model != "gpt-5-mini" {
 		t.Errorf("job %+v %v: want forced, on gpt-5-mini", job, err)
 	}
-	n, _ := d.Store.Requests.CountDocuments(ctx, bson.M{"superseded_by": st.LastJobID})
+	n, _ := d.Store.CountSupersededBy(ctx, st.LastJobID)
 	if n != 2 {
 		t.Errorf("%d requests superseded, want 2", n)
 	}

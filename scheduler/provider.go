@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/floridify/batchsynth/internal/store"
 	"github.com/floridify/batchsynth/tasks"
@@ -24,21 +22,14 @@ type Provider struct {
 func (p *Provider) GetConfigs() ([]*asynq.PeriodicTaskConfig, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cur, err := p.Store.Batches.Find(ctx, bson.M{"state": store.BatchSubmitted},
-		options.Find().SetProjection(bson.M{"_id": 1}).SetSort(bson.D{{Key: "_id", Value: 1}}))
+	ids, err := p.Store.SubmittedBatchIDs(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("error listing batches in flight: %w", err)
-	}
-	var rows []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("error listing batches in flight: %w", err)
+		return nil, err
 	}
 	spec := fmt.Sprintf("@every %s", p.Interval)
-	out := make([]*asynq.PeriodicTaskConfig, 0, len(rows))
-	for _, r := range rows {
-		t, err := tasks.NewPollBatchTask(r.ID, p.Interval)
+	out := make([]*asynq.PeriodicTaskConfig, 0, len(ids))
+	for _, id := range ids {
+		t, err := tasks.NewPollBatchTask(id, p.Interval)
 		if err != nil {
 			return nil, err
 		}

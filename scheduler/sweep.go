@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/store"
@@ -26,11 +24,11 @@ func Sweep(ctx context.Context, d *pipeline.Deps) error {
 	// 1. Pending requests: one build per model whose oldest request waited past the flush delay. While a
 	// job is still expanding, its requests are not flushed piecemeal: the expansion triggers the build when
 	// it ends, so a big job goes out in full batches rather than many small ones.
-	expanding, err := d.Store.Jobs.CountDocuments(ctx, bson.M{"status": store.JobExpanding, "updated_at": bson.M{"$gt": now.Add(-cfg.StaleAfter)}})
+	expanding, err := d.Store.CountExpandingJobs(ctx, now.Add(-cfg.StaleAfter))
 	if err != nil {
-		return fmt.Errorf("error counting expanding jobs: %w", err)
+		return err
 	}
-	models, err := store.DistinctStrings(ctx, d.Store.Requests, "model", bson.M{"state": store.StatePending})
+	models, err := d.Store.PendingModels(ctx)
 	if err != nil {
 		return err
 	}
@@ -38,86 +36,57 @@ func Sweep(ctx context.Context, d *pipeline.Deps) error {
 		models = nil
 	}
 	for _, m := range models {
-		var oldest store.Request
-		err := d.Store.Requests.FindOne(ctx, bson.M{"state": store.StatePending, "model": m},
-			options.FindOne().SetSort(bson.D{{Key: "updated_at", Value: 1}}).SetProjection(bson.M{"updated_at": 1})).Decode(&oldest)
+		oldest, err := d.Store.OldestPendingUpdate(ctx, m)
 		if err != nil {
 			continue
 		}
-		if now.Sub(oldest.UpdatedAt) >= cfg.FlushDelay {
+		if now.Sub(oldest) >= cfg.FlushDelay {
 			errs = append(errs, enqueueBuild(d, m))
 		}
 	}
 
 	// 2. Batches a builder left half-way (its lease ran out): resume them.
-	stuck, err := store.DistinctStrings(ctx, d.Store.Batches, "model", bson.M{
-		"state":       bson.M{"$in": bson.A{store.BatchClaiming, store.BatchUploading, store.BatchUploaded, store.BatchCreating}},
-		"lease_until": bson.M{"$lt": now},
-	})
+	stuck, err := d.Store.ModelsOfLapsedBuilds(ctx, now)
 	errs = append(errs, err)
 	for _, m := range stuck {
 		errs = append(errs, enqueueBuild(d, m))
 	}
 
 	// 3. Terminal batches not yet applied: hand them to apply (the task id keeps it to one).
-	c2, err := d.Store.Batches.Find(ctx, bson.M{"state": store.BatchTerminal, "lease_until": bson.M{"$lt": now}},
-		options.Find().SetProjection(bson.M{"_id": 1}))
-	if err == nil {
-		var rows []struct {
-			ID string `bson:"_id"`
-		}
-		if err := c2.All(ctx, &rows); err == nil {
-			for _, r := range rows {
-				t, _ := tasks.NewApplyResultsTask(r.ID)
-				errs = append(errs, enqueueFixedID(d, t, tasks.QueueApply, tasks.TypeApplyResults+":"+r.ID))
-			}
+	if ids, err := d.Store.LapsedTerminalBatchIDs(ctx, now); err == nil {
+		for _, id := range ids {
+			t, _ := tasks.NewApplyResultsTask(id)
+			errs = append(errs, enqueueFixedID(d, t, tasks.QueueApply, tasks.TypeApplyResults+":"+id))
 		}
 	}
 
 	// 4. Jobs whose expansion stalled (enqueue task lost with Redis, or still failing).
-	c3, err := d.Store.Jobs.Find(ctx, bson.M{"status": bson.M{"$in": bson.A{store.JobSubmitted, store.JobExpanding}},
-		"updated_at": bson.M{"$lt": now.Add(-cfg.StaleAfter)}}, options.Find().SetProjection(bson.M{"_id": 1}))
-	if err == nil {
-		var rows []struct {
-			ID string `bson:"_id"`
-		}
-		if err := c3.All(ctx, &rows); err == nil {
-			for _, r := range rows {
-				t, _ := tasks.NewEnqueueWordsTask(r.ID)
-				errs = append(errs, enqueueFixedID(d, t, tasks.QueueEnqueue, tasks.TypeEnqueueWords+":"+r.ID))
-			}
+	if ids, err := d.Store.StalledJobIDs(ctx, now.Add(-cfg.StaleAfter)); err == nil {
+		for _, id := range ids {
+			t, _ := tasks.NewEnqueueWordsTask(id)
+			errs = append(errs, enqueueFixedID(d, t, tasks.QueueEnqueue, tasks.TypeEnqueueWords+":"+id))
 		}
 	}
 
 	// 5. Requests claimed by a batch that will never be sent (abandoned, or its document is gone).
-	claimedBy, err := store.DistinctStrings(ctx, d.Store.Requests, "batch_id", bson.M{"state": store.StateClaimed,
-		"updated_at": bson.M{"$lt": now.Add(-cfg.StaleAfter)}})
+	claimedBy, err := d.Store.StaleClaimBatchIDs(ctx, now.Add(-cfg.StaleAfter))
 	errs = append(errs, err)
-	{
-		for _, id := range claimedBy {
-			b, err := d.Store.Batch(ctx, id)
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if b == nil || b.State == store.BatchAbandoned {
-				_, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"batch_id": id, "state": store.StateClaimed},
-					bson.M{"$set": bson.M{"state": store.StatePending, "updated_at": now}, "$unset": bson.M{"batch_id": ""}, "$inc": bson.M{"attempts": -1}})
-				errs = append(errs, err)
-			}
+	for _, id := range claimedBy {
+		b, err := d.Store.Batch(ctx, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if b == nil || b.State == store.BatchAbandoned {
+			_, err := d.Store.ReleaseOrphanedClaims(ctx, id, now)
+			errs = append(errs, err)
 		}
 	}
 
 	// 6. Running jobs: marking finished ones done keeps status reads cheap.
-	c4, err := d.Store.Jobs.Find(ctx, bson.M{"status": store.JobRunning}, options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(200))
-	if err == nil {
-		var rows []struct {
-			ID string `bson:"_id"`
-		}
-		if err := c4.All(ctx, &rows); err == nil {
-			for _, r := range rows {
-				_, err := d.FinishIfDone(ctx, r.ID)
-				errs = append(errs, err)
-			}
+	if ids, err := d.Store.RunningJobIDs(ctx, 200); err == nil {
+		for _, id := range ids {
+			_, err := d.FinishIfDone(ctx, id)
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
