@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -102,14 +101,6 @@ func ParsePeriodicJobs(s string) ([]PeriodicJob, error) {
 		}
 	}
 	return jobs, errors.Join(errs...)
-}
-
-// PeriodicJobsFromEnv reads BATCHSYNTH_PERIODIC_JOBS through getenv (os.Getenv when nil).
-func PeriodicJobsFromEnv(getenv func(string) string) ([]PeriodicJob, error) {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	return ParsePeriodicJobs(getenv("BATCHSYNTH_PERIODIC_JOBS"))
 }
 
 // RunPeriodic submits every job that is due at now. Call it from the active scheduler's loop (each sweep

@@ -39,7 +39,7 @@ func TestParsePeriodicJobs(t *testing.T) {
 			t.Errorf("no error naming %s in %v", want, err)
 		}
 	}
-	if jobs, err := PeriodicJobsFromEnv(func(string) string { return "" }); err != nil || jobs != nil {
+	if jobs, err := ParsePeriodicJobs(""); err != nil || jobs != nil {
 		t.Errorf("unset: %v %v", jobs, err)
 	}
 }

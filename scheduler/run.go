@@ -29,7 +29,7 @@ func Run(ctx context.Context, o Options) error {
 	// within the next quarter, so it takes over within one lease period of the holder's death. A holder
 	// survives two missed renewals.
 	lease := &Lease{RDB: o.Redis, ID: o.ID, Duration: cfg.LeaseDuration * 3 / 4}
-	periodic, perr := PeriodicJobsFromEnv(nil)
+	periodic, perr := ParsePeriodicJobs(cfg.PeriodicJobs)
 	if perr != nil {
 		o.Log.Error("BATCHSYNTH_PERIODIC_JOBS is invalid; periodic jobs are off", "error", perr)
 	}

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -69,7 +67,11 @@ func newSchedulerCmd() *cobra.Command {
 		Use:   "scheduler",
 		Short: "Run the scheduler: polls in-flight batches and sweeps (one is active; others stand by)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := scheduler.PeriodicJobsFromEnv(nil); err != nil {
+			cfg, _, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			if _, err := scheduler.ParsePeriodicJobs(cfg.PeriodicJobs); err != nil {
 				return fmt.Errorf("configuration: %w", err)
 			}
 			f, err := openFleet(cmd.Context())
@@ -102,7 +104,7 @@ func runWeb(ctx context.Context, f *fleet.Fleet, addr string, ready chan<- strin
 	}
 	srv := &web.Server{
 		Deps: f.Deps, RedisOpt: f.RedisOpt, Redis: f.Redis, Token: f.Config.APIToken, Log: log,
-		Registry: reg, Metrics: src, MonitoringWritable: envBool("BATCHSYNTH_MONITORING_WRITABLE"),
+		Registry: reg, Metrics: src, MonitoringWritable: f.Config.MonitoringWritable,
 	}
 	defer srv.Close()
 	hs := &http.Server{
@@ -137,7 +139,3 @@ func isLoopback(a net.Addr) bool {
 	return ok && tcp.IP.IsLoopback()
 }
 
-func envBool(name string) bool {
-	b, _ := strconv.ParseBool(os.Getenv(name))
-	return b
-}
