@@ -9,10 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/floridify/batchsynth/internal/testenv"
 )
 
 // moduleRoot is the repository root, found from this file's place in it.
@@ -116,11 +119,21 @@ var useMongo struct {
 	err  error
 }
 
+// MongoURIsEnv lists the servers UseMongoServers started, separated by spaces; internal/testenv gives each
+// top-level test one of them.
+const MongoURIsEnv = testenv.MongoURIsEnv
+
 // UseMongoServer makes the tests of this test binary use an out-of-process FerretDB: unless MONGODB_URI is
 // set already (a real MongoDB, or a server of the caller's), it starts one and sets MONGODB_URI, which
 // internal/testenv reads on its first use. Call it before anything asks testenv for MongoDB. The server
 // lives until the test binary exits: it stops when its stdin closes, and removes its data then.
-func UseMongoServer() error {
+func UseMongoServer() error { return UseMongoServers(1) }
+
+// UseMongoServers is UseMongoServer with n servers, for a test binary whose tests each own their databases
+// and run in parallel: FerretDB serves one command at a time, so tests that share one server wait for each
+// other however many cores there are. MONGODB_URI names the first; MongoURIsEnv lists them all. Only the
+// first call of the test binary decides n.
+func UseMongoServers(n int) error {
 	useMongo.once.Do(func() {
 		if os.Getenv("MONGODB_URI") != "" {
 			return
@@ -130,13 +143,26 @@ func UseMongoServer() error {
 			useMongo.err = err
 			return
 		}
-		m, err := StartMongoServer(dir)
-		_ = os.RemoveAll(dir) // the binary keeps running after its file is gone
-		if err != nil {
-			useMongo.err = fmt.Errorf("error starting an out-of-process FerretDB (set MONGODB_URI to use a server of your own): %w", err)
+		defer os.RemoveAll(dir) // the binary keeps running after its file is gone
+		var uris []string
+		for i := range max(n, 1) {
+			sub := filepath.Join(dir, strconv.Itoa(i))
+			if err := os.Mkdir(sub, 0o755); err != nil {
+				useMongo.err = err
+				return
+			}
+			m, err := StartMongoServer(sub)
+			if err != nil {
+				useMongo.err = fmt.Errorf("error starting an out-of-process FerretDB (set MONGODB_URI to use a server of your own): %w", err)
+				return
+			}
+			uris = append(uris, m.URI)
+		}
+		if err := os.Setenv(MongoURIsEnv, strings.Join(uris, " ")); err != nil {
+			useMongo.err = err
 			return
 		}
-		useMongo.err = os.Setenv("MONGODB_URI", m.URI)
+		useMongo.err = os.Setenv("MONGODB_URI", uris[0])
 	})
 	return useMongo.err
 }

@@ -86,11 +86,44 @@ func Mongo(t testing.TB) (*mongo.Client, string) {
 // Tests that connect by URI must still keep to a database of their own.
 func MongoURI(t testing.TB) string {
 	t.Helper()
+	if uris := strings.Fields(os.Getenv(MongoURIsEnv)); len(uris) > 1 {
+		return pool.pick(t, uris)
+	}
 	shared.once.Do(func() { shared.uri, shared.err = startSharedMongo() })
 	if shared.err != nil {
 		t.Fatalf("testenv: %v", shared.err)
 	}
 	return shared.uri
+}
+
+// MongoURIsEnv lists several servers (separated by spaces) among which MongoURI spreads the top-level tests
+// of a test binary, so that tests running in parallel do not queue on one server (internal/chaos starts
+// them). Every subtest gets its top-level test's server: a test's fleet and its checks read one database.
+const MongoURIsEnv = "BATCHSYNTH_TEST_MONGODB_URIS"
+
+// serverPool gives each top-level test one of several servers, in turn.
+type serverPool struct {
+	mu   sync.Mutex
+	next int
+	of   map[string]string // top-level test name -> server
+}
+
+var pool serverPool
+
+func (p *serverPool) pick(t testing.TB, uris []string) string {
+	top, _, _ := strings.Cut(t.Name(), "/")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.of == nil {
+		p.of = map[string]string{}
+	}
+	if u, ok := p.of[top]; ok {
+		return u
+	}
+	u := uris[p.next%len(uris)]
+	p.next++
+	p.of[top] = u
+	return u
 }
 
 func startSharedMongo() (string, error) {
