@@ -122,7 +122,7 @@ func (d *Deps) expandChunk(ctx context.Context, job *store.Job, words []store.In
 	if len(ids) == 0 {
 		return 0, missing, nil, nil
 	}
-	defs, err := d.Store.DefinitionsOfWords(ctx, ids)
+	defs, err := d.Store.SortedDefinitionsOfWords(ctx, ids)
 	if err != nil {
 		return 0, nil, nil, err
 	}

@@ -56,8 +56,9 @@ func (s *Store) WordIDsByText(ctx context.Context, texts []string) (map[WordRef]
 	return ids, nil
 }
 
-// DefinitionsOfWords loads every definition of the words wordIDs, in _id order.
-func (s *Store) DefinitionsOfWords(ctx context.Context, wordIDs []ObjectID) ([]Definition, error) {
+// SortedDefinitionsOfWords loads every definition of the words wordIDs, in _id order (the order expansion
+// plans a word's definitions in).
+func (s *Store) SortedDefinitionsOfWords(ctx context.Context, wordIDs []ObjectID) ([]Definition, error) {
 	cur, err := s.Definitions.Find(ctx, bson.M{"word_id": bson.M{"$in": wordIDs}}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("error loading definitions: %w", err)
