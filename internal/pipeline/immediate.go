@@ -13,9 +13,6 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/floridify/batchsynth/internal/openaibatch"
 	"github.com/floridify/batchsynth/internal/pricing"
@@ -162,12 +159,10 @@ func (d *Deps) RunImmediate(ctx context.Context, jobID string) error {
 	}
 	settings, g := immediateState()
 	log := d.log().With("job_id", job.ID, "model", job.Model)
-	cur, err := d.Store.Requests.Find(ctx, bson.M{"job_ids": job.ID, "state": store.StatePending, "model": job.Model},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	pending, err := d.Store.PendingRequestsOfJob(ctx, job.ID, job.Model)
 	if err != nil {
-		return fmt.Errorf("error loading requests of %s: %w", job.ID, err)
+		return err
 	}
-	defer cur.Close(ctx)
 	start := time.Now()
 	work := make(chan store.Request)
 	var (
@@ -197,10 +192,10 @@ func (d *Deps) RunImmediate(ctx context.Context, jobID string) error {
 			}
 		})
 	}
-	for cur.Next(ctx) {
-		var r store.Request
-		if err := cur.Decode(&r); err != nil {
-			errs = append(errs, fmt.Errorf("error decoding request: %w", err))
+	var readErr error
+	for r, err := range pending {
+		if err != nil {
+			readErr = err
 			break
 		}
 		select {
@@ -213,8 +208,8 @@ func (d *Deps) RunImmediate(ctx context.Context, jobID string) error {
 	}
 	close(work)
 	wg.Wait()
-	if err := cur.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("error reading requests of %s: %w", job.ID, err))
+	if readErr != nil {
+		errs = append(errs, readErr)
 	}
 	if ctx.Err() != nil {
 		errs = append(errs, ctx.Err())
@@ -243,29 +238,20 @@ func (d *Deps) immediateOne(ctx context.Context, job *store.Job, r *store.Reques
 		if err := g.acquire(ctx); err != nil {
 			return "", err
 		}
-		now := d.now()
-		var claimed store.Request
-		err := d.Store.Requests.FindOneAndUpdate(ctx, bson.M{"_id": r.ID, "state": store.StatePending},
-			bson.M{"$set": bson.M{"state": store.StateClaimed, "batch_id": marker, "updated_at": now}, "$inc": bson.M{"attempts": 1}},
-			options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&claimed)
-		if err != nil {
+		claimed, err := d.Store.ClaimImmediate(ctx, r.ID, marker, d.now())
+		if err != nil || claimed == nil {
+			// nil: a batch builder claimed it first, or it settled meanwhile.
 			g.release()
-			if isNoDocuments(err) {
-				return "", nil // a batch builder claimed it first, or it settled meanwhile
-			}
-			return "", fmt.Errorf("error claiming %s: %w", r.ID, err)
+			return "", err
 		}
 		callStart := time.Now()
 		res, transportErr := d.chat(ctx, body)
 		g.release()
-		held := bson.M{"_id": claimed.ID, "batch_id": marker, "attempts": claimed.Attempts, "state": store.StateClaimed}
 		if transportErr != nil {
 			log.Warn("immediate call failed; leaving the request to the batch path", "error", transportErr)
-			_, err := d.Store.Requests.UpdateOne(context.WithoutCancel(ctx), held, bson.M{
-				"$set":   bson.M{"state": store.StatePending, "last_error": "immediate call failed: " + transportErr.Error(), "updated_at": d.now()},
-				"$unset": bson.M{"batch_id": ""}, "$inc": bson.M{"attempts": -1}})
-			if err != nil {
-				return "", fmt.Errorf("error releasing %s: %w", claimed.ID, err)
+			if _, err := d.Store.ReleaseImmediate(context.WithoutCancel(ctx), claimed,
+				"immediate call failed: "+transportErr.Error(), d.now()); err != nil {
+				return "", err
 			}
 			return store.StatePending, nil
 		}
@@ -279,25 +265,22 @@ func (d *Deps) immediateOne(ctx context.Context, job *store.Job, r *store.Reques
 				reason = "invalid answer: " + err.Error()
 			}
 		}
-		now = d.now()
+		now := d.now()
 		if reason == "" {
 			// Floridify's documents first, then the settle: the claim makes this runner the only writer, and
 			// the writes are keyed by request id, so a crash between the two is repaired by doing both again.
 			w := synthesis.NewWrites(now)
-			if err := w.Add(applyInput(&claimed), parsed); err != nil {
+			if err := w.Add(applyInput(claimed), parsed); err != nil {
 				return "", err
 			}
 			if err := d.writeFloridify(ctx, w); err != nil {
 				return "", err
 			}
-			res2, err := d.Store.Requests.UpdateOne(ctx, held, bson.M{
-				"$set": bson.M{"state": store.StateSucceeded, "result": res.Content, "applied": true, "applied_at": now,
-					"settled_at": now, "updated_at": now, "immediate": true, "usage": usage, "cost_usd": cost},
-				"$unset": bson.M{"batch_id": ""}})
+			moved, err := d.Store.SucceedImmediate(ctx, claimed, res.Content, usage, cost, now)
 			if err != nil {
-				return "", fmt.Errorf("error settling %s: %w", claimed.ID, err)
+				return "", err
 			}
-			if res2.ModifiedCount == 0 {
+			if !moved {
 				log.Warn("immediate request was released while its call ran (call slower than BATCHSYNTH_STALE_AFTER)")
 				return "", nil
 			}
@@ -305,20 +288,17 @@ func (d *Deps) immediateOne(ctx context.Context, job *store.Job, r *store.Reques
 			return store.StateSucceeded, nil
 		}
 		state := store.StatePending
-		set := bson.M{"state": state, "last_error": reason, "updated_at": now, "immediate": true, "usage": usage, "cost_usd": cost}
 		if claimed.Attempts >= d.Config.MaxAttempts {
 			state = store.StateDead
-			set["state"], set["settled_at"] = state, now
 		}
-		if _, err := d.Store.Requests.UpdateOne(ctx, held, bson.M{"$set": set, "$unset": bson.M{"batch_id": ""},
-			"$push": bson.M{"errors": store.AttemptError{Attempt: claimed.Attempts, Reason: reason, At: now}}}); err != nil {
-			return "", fmt.Errorf("error settling %s: %w", claimed.ID, err)
+		if _, err := d.Store.FailImmediate(ctx, claimed, state, reason, usage, cost, now); err != nil {
+			return "", err
 		}
 		log.Info("immediate attempt failed", "attempt", claimed.Attempts, "reason", reason, "state", state)
 		if state == store.StateDead {
 			return state, nil
 		}
-		r = &claimed
+		r = claimed
 	}
 }
 
@@ -351,8 +331,6 @@ func (d *Deps) chat(ctx context.Context, body string) (openaibatch.Result, error
 	}
 	return res, nil
 }
-
-func isNoDocuments(err error) bool { return errors.Is(err, mongo.ErrNoDocuments) }
 
 // gate bounds calls in flight and spaces their starts at most rate per second.
 type gate struct {

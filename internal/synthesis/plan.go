@@ -4,14 +4,12 @@ import (
 	"fmt"
 	"strings"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/floridify/batchsynth/internal/store"
 )
 
 // WordInput is a word with its definitions as stored in Floridify, and the state of its word-level fields.
 type WordInput struct {
-	WordID   bson.ObjectID
+	WordID   store.ObjectID
 	Word     string
 	Language string
 	Defs     []store.Definition
@@ -29,7 +27,7 @@ type PlanOptions struct {
 	Nonce string
 	// InFlight lists, per definition, components already asked by a request that has not settled:
 	// asking again would pay twice.
-	InFlight map[bson.ObjectID]map[string]bool
+	InFlight map[store.ObjectID]map[string]bool
 }
 
 // Planned is one request to create.
@@ -122,7 +120,7 @@ func Plan(w WordInput, o PlanOptions) ([]Planned, error) {
 		if kind == store.TargetWord && defs == nil {
 			t.Defs, t.Gloss = allDefs, gloss
 		}
-		ids := make([]bson.ObjectID, len(defs))
+		ids := make([]store.ObjectID, len(defs))
 		for i, d := range defs {
 			ids[i] = d.ID
 		}
@@ -208,7 +206,7 @@ func Plan(w WordInput, o PlanOptions) ([]Planned, error) {
 }
 
 // inFlightOnDefs reports whether a word request in flight (it names the word's definitions) asks name.
-func inFlightOnDefs(inFlight map[bson.ObjectID]map[string]bool, defs []store.Definition, name string) bool {
+func inFlightOnDefs(inFlight map[store.ObjectID]map[string]bool, defs []store.Definition, name string) bool {
 	for _, d := range defs {
 		if inFlight[d.ID][name] {
 			return true

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/floridify/batchsynth/internal/store"
 )
 
@@ -28,7 +26,7 @@ func Modes() []string { return []string{ModePacked, ModePackedWord, ModePerCompo
 
 // DefRef is one definition inside a request, in prompt order.
 type DefRef struct {
-	ID           bson.ObjectID
+	ID           store.ObjectID
 	PartOfSpeech string
 	Text         string
 	Counts       Counts
@@ -38,7 +36,7 @@ type DefRef struct {
 // definitions (Kind word), and the components wanted.
 type Target struct {
 	Kind       string
-	WordID     bson.ObjectID
+	WordID     store.ObjectID
 	Word       string
 	Language   string
 	Defs       []DefRef
@@ -457,7 +455,7 @@ var keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPad
 
 // RequestKey is the deterministic _id of a request: the same piece (target, components, prompt version,
 // model, mode) always gets the same key. nonce separates forced regenerations (the job id) from the rest.
-func RequestKey(kind string, defIDs []bson.ObjectID, wordID bson.ObjectID, comps []string, model, mode, nonce string) string {
+func RequestKey(kind string, defIDs []store.ObjectID, wordID store.ObjectID, comps []string, model, mode, nonce string) string {
 	h := sha256.New()
 	for _, s := range []string{kind, wordID.Hex(), strings.Join(sortComponents(comps), ","), PromptVersion, model, mode, nonce} {
 		h.Write([]byte(s))
