@@ -146,7 +146,17 @@ var templateFuncs = template.FuncMap{
 	"clock": func(t time.Time) string { return t.UTC().Format("Jan 2 15:04") },
 	"secs":  func(d time.Duration) string { return fmt.Sprintf("%.0fs", d.Seconds()) },
 	"join":  strings.Join,
-	"state": func(m map[store.RequestState]int, k string) int { return m[store.RequestState(k)] },
+	// state looks k up in a job's counts by request state and in the snapshot's counts by name alike: the
+	// page passes both.
+	"state": func(m any, k string) int {
+		switch m := m.(type) {
+		case map[store.RequestState]int:
+			return m[store.RequestState(k)]
+		case map[string]int:
+			return m[k]
+		}
+		return 0
+	},
 	"keys": func(m map[string]int) []string {
 		out := make([]string, 0, len(m))
 		for k := range m {
