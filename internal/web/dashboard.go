@@ -73,8 +73,8 @@ type pageData struct {
 	Writable bool
 }
 
-// finishedEntry is a finished job's row data, kept while its document is unchanged.
-type finishedEntry struct {
+// jobEntry is a job row's counts and status; a finished job's are kept while its document is unchanged.
+type jobEntry struct {
 	updated time.Time
 	counts  map[store.RequestState]int
 	status  store.JobStatus
@@ -86,7 +86,7 @@ type liveCache struct {
 	mu       sync.Mutex
 	at       time.Time
 	data     *pageData
-	finished map[string]finishedEntry
+	finished map[string]jobEntry
 }
 
 // changed drops the dashboard's and the totals' caches after an action, so the next refresh shows it.
@@ -209,7 +209,7 @@ func (s *Server) pageData(ctx context.Context) (*pageData, error) {
 		return c.data, nil
 	}
 	if c.finished == nil {
-		c.finished = map[string]finishedEntry{}
+		c.finished = map[string]jobEntry{}
 	}
 	snap, err := s.Metrics.Snapshot(ctx)
 	if err != nil {
@@ -241,15 +241,15 @@ func (s *Server) pageData(ctx context.Context) (*pageData, error) {
 
 // jobProgress reads a job's request counts and status as Progress sees them (done once finished, before the
 // sweep records it), from the cache for a finished job whose document is unchanged.
-func (c *liveCache) jobProgress(ctx context.Context, deps *pipeline.Deps, j store.Job) (finishedEntry, error) {
+func (c *liveCache) jobProgress(ctx context.Context, deps *pipeline.Deps, j store.Job) (jobEntry, error) {
 	if e, ok := c.finished[j.ID]; ok && j.Status.Finished() && e.updated.Equal(j.UpdatedAt) {
 		return e, nil
 	}
 	p, err := deps.Progress(ctx, j.ID)
 	if err != nil {
-		return finishedEntry{}, err
+		return jobEntry{}, err
 	}
-	e := finishedEntry{updated: p.Job.UpdatedAt, counts: p.States, status: p.Status}
+	e := jobEntry{updated: p.Job.UpdatedAt, counts: p.States, status: p.Status}
 	if p.Job.Status.Finished() {
 		if len(c.finished) > 10*dashboardJobs {
 			clear(c.finished)
