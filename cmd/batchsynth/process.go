@@ -12,7 +12,6 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/floridify/batchsynth/internal/input"
 	"github.com/floridify/batchsynth/internal/pipeline"
@@ -125,23 +124,21 @@ func newProcessCmd() *cobra.Command {
 }
 
 // waitJob follows a job until it finishes: a progress bar (settled / total, batches, ETA) when out is a
-// terminal, a plain line whenever the numbers change otherwise. While the job runs it reads only the job
-// and its request counts; the full progress (usage and cost, a scan of every request) is read once, at the end.
+// terminal, a plain line whenever the numbers change otherwise. It reads the job's progress as status and the
+// API do; the fleet's scheduler records the job done.
 func waitJob(ctx context.Context, d *pipeline.Deps, jobID string, out io.Writer) (*pipeline.JobProgress, error) {
 	start := time.Now()
 	var bar *progressbar.ProgressBar
 	tty := isTerminal(out)
 	last := ""
-	var batches []string
-	for i := 0; ; i++ {
-		p, err := lightProgress(ctx, d, jobID, i%10 == 0, batches)
+	for {
+		p, err := d.Progress(ctx, jobID)
 		if err != nil {
 			if bar != nil {
 				_ = bar.Exit()
 			}
 			return nil, err
 		}
-		batches = p.Batches
 		if tty {
 			bar = drawBar(bar, out, p)
 		} else if line := progressLine(p, time.Since(start)); line != last {
@@ -149,21 +146,13 @@ func waitJob(ctx context.Context, d *pipeline.Deps, jobID string, out io.Writer)
 			last = line
 		}
 		if p.Finished {
-			// Every request is settled; the job is finished once the successes are written to Floridify's
-			// collections too, which the full read checks (and then marks the job done).
-			full, err := d.Progress(ctx, jobID)
-			if err != nil {
-				return nil, err
+			if bar != nil {
+				_ = bar.Finish()
+				fmt.Fprintln(out)
 			}
-			if full.Finished {
-				if bar != nil {
-					_ = bar.Finish()
-					fmt.Fprintln(out)
-				}
-				return full, nil
-			}
+			return p, nil
 		}
-		// Large jobs are counted less often: each count reads the job's whole request index.
+		// Large jobs are read less often: each read goes over all of the job's requests.
 		wait := 500 * time.Millisecond
 		if p.Total > 100_000 {
 			wait = 3 * time.Second
@@ -177,36 +166,6 @@ func waitJob(ctx context.Context, d *pipeline.Deps, jobID string, out io.Writer)
 		case <-time.After(wait):
 		}
 	}
-}
-
-// lightProgress is Progress without the usage sum; the batches are listed only when withBatches, and
-// prevBatches stand in otherwise.
-func lightProgress(ctx context.Context, d *pipeline.Deps, jobID string, withBatches bool, prevBatches []string) (*pipeline.JobProgress, error) {
-	job, err := d.Store.Job(ctx, jobID)
-	if err != nil {
-		return nil, err
-	}
-	states, err := d.Store.StateCounts(ctx, bson.M{"job_ids": jobID})
-	if err != nil {
-		return nil, err
-	}
-	p := &pipeline.JobProgress{Job: job, States: states}
-	for st, n := range states {
-		p.Total += n
-		if st == store.StateSucceeded || st == store.StateDead || st == store.StateCancelled {
-			p.Settled += n
-		}
-	}
-	if withBatches {
-		if p.Batches, err = store.DistinctStrings(ctx, d.Store.Requests, "batch_id", bson.M{"job_ids": jobID}); err != nil {
-			return nil, err
-		}
-	} else {
-		p.Batches = prevBatches
-	}
-	expanded := job.Status == store.JobRunning || job.Status == store.JobDone || job.Status == store.JobCancelled
-	p.Finished = expanded && p.Settled == p.Total
-	return p, nil
 }
 
 func isTerminal(w io.Writer) bool {
@@ -229,11 +188,11 @@ func drawBar(bar *progressbar.ProgressBar, out io.Writer, p *pipeline.JobProgres
 			progressbar.OptionFullWidth(),
 		)
 	}
-	expanded := p.Job.Status != store.JobSubmitted && p.Job.Status != store.JobExpanding
+	expanded := p.Status.Expanded()
 	if expanded && int64(p.Total) != bar.GetMax64() {
 		bar.ChangeMax64(int64(max(p.Total, 1)))
 	}
-	bar.Describe(fmt.Sprintf("%s %s · %d batches · pending %d · in batch %d · dead %d", p.Job.ID, p.Job.Status, len(p.Batches),
+	bar.Describe(fmt.Sprintf("%s %s · %d batches · pending %d · in batch %d · dead %d", p.Job.ID, p.Status, len(p.Batches),
 		p.States[store.StatePending], p.States[store.StateClaimed]+p.States[store.StateSubmitted], p.States[store.StateDead]))
 	if expanded && p.Total == 0 {
 		_ = bar.Set64(1)
@@ -255,7 +214,7 @@ func progressLine(p *pipeline.JobProgress, elapsed time.Duration) string {
 		eta = fmt.Sprintf(" eta %s", rem.Round(time.Second))
 	}
 	return fmt.Sprintf("job %s [%s] %d/%d settled (%.0f%%) pending %d, in batch %d, succeeded %d, dead %d, cancelled %d; %d batches%s",
-		p.Job.ID, p.Job.Status, p.Settled, p.Total, pct, p.States[store.StatePending],
+		p.Job.ID, p.Status, p.Settled, p.Total, pct, p.States[store.StatePending],
 		p.States[store.StateClaimed]+p.States[store.StateSubmitted], p.States[store.StateSucceeded], p.States[store.StateDead],
 		p.States[store.StateCancelled], len(p.Batches), eta)
 }
@@ -277,7 +236,7 @@ func reportJob(out io.Writer, p *pipeline.JobProgress, asJSON bool) error {
 
 func printJob(out io.Writer, p *pipeline.JobProgress) {
 	j := p.Job
-	fmt.Fprintf(out, "job %s (%s)\n", j.ID, j.Status)
+	fmt.Fprintf(out, "job %s (%s)\n", j.ID, p.Status)
 	fmt.Fprintf(out, "  words        %d (%d not found), definitions %d, input errors %d\n", j.WordsTotal, len(j.WordsMissing), j.Definitions, len(j.InputErrors))
 	fmt.Fprintf(out, "  components   %s  mode %s  model %s\n", strings.Join(j.Components, ","), j.Mode, j.Model)
 	fmt.Fprintf(out, "  requests     %d: succeeded %d, pending %d, in batch %d, dead %d, cancelled %d\n", p.Total,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/store"
 )
 
@@ -37,7 +38,7 @@ func newStatusCmd() *cobra.Command {
 				} else if !errors.Is(err, store.ErrNotFound) {
 					return err
 				}
-				b, err := f.Store.Batch(ctx, id)
+				b, err := f.Deps.BatchStatus(ctx, id)
 				if errors.Is(err, store.ErrNotFound) {
 					return &exitError{code: 2, msg: fmt.Sprintf("no job or batch with id %q", id)}
 				}
@@ -54,7 +55,7 @@ func newStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			batches, err := f.Deps.RecentBatches(ctx, nil, 20)
+			batches, err := f.Deps.RecentBatches(ctx, store.BatchFilter{}, 20)
 			if err != nil {
 				return err
 			}
@@ -82,11 +83,12 @@ func newStatusCmd() *cobra.Command {
 	return c
 }
 
-func printBatch(out io.Writer, b *store.Batch) {
+func printBatch(out io.Writer, b *pipeline.BatchStatus) {
 	fmt.Fprintf(out, "batch %s (%s; OpenAI %s %s)\n", b.ID, b.State, b.OpenAIBatchID, b.OpenAIStatus)
 	fmt.Fprintf(out, "  model %s, %d requests, %d bytes, ~%d input tokens estimated\n", b.Model, b.RequestCount, b.Bytes, b.InputTokensEst)
 	fmt.Fprintf(out, "  counts total %d, completed %d, failed %d; polled %d times\n", b.RequestCounts.Total, b.RequestCounts.Completed, b.RequestCounts.Failed, b.PollCount)
-	fmt.Fprintf(out, "  applied: succeeded %d, retried %d, dead %d\n", b.Applied.Succeeded, b.Applied.Retried, b.Applied.Dead)
+	sum := b.Summary
+	fmt.Fprintf(out, "  requests: succeeded %d, retried %d, dead %d, cancelled %d, in flight %d\n", sum.Succeeded, sum.Retried, sum.Dead, sum.Cancelled, sum.InFlight)
 	fmt.Fprintf(out, "  usage in %d (cached %d), out %d; cost $%.4f (immediate $%.4f)\n", b.Usage.InputTokens, b.Usage.CachedTokens, b.Usage.OutputTokens, b.CostUSD, b.ImmediateUSD)
 	for _, h := range b.StatusHistory {
 		fmt.Fprintf(out, "  %s  %s\n", h.At.Format("15:04:05"), h.Status)

@@ -20,9 +20,6 @@ import (
 	"slices"
 	"strings"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/pricing"
 	"github.com/floridify/batchsynth/internal/store"
@@ -238,7 +235,7 @@ func (Offline) CacheBasis() string {
 func (Offline) Inputs(_ context.Context, words []store.InputWord, _ []string) ([]synthesis.WordInput, []string, error) {
 	var out []synthesis.WordInput
 	var skipped []string
-	idx := map[bson.ObjectID]int{}
+	idx := map[store.ObjectID]int{}
 	for _, w := range words {
 		if len(w.Definitions) == 0 {
 			skipped = append(skipped, w.Word+": no definitions in the file (estimate against Floridify's database to include it)")
@@ -266,7 +263,7 @@ func (Offline) Cached(context.Context, []string) (map[string]bool, error) {
 }
 
 // appendDefs adds submitted definitions, with the ids enqueue gives them, skipping ones already there.
-func appendDefs(defs []store.Definition, wordID bson.ObjectID, in []store.InputDefinition) []store.Definition {
+func appendDefs(defs []store.Definition, wordID store.ObjectID, in []store.InputDefinition) []store.Definition {
 	for _, d := range in {
 		id := store.DefinitionID(wordID, d.PartOfSpeech, d.Text)
 		if slices.ContainsFunc(defs, func(x store.Definition) bool { return x.ID == id }) {
@@ -308,15 +305,11 @@ func (db Database) Inputs(ctx context.Context, words []store.InputWord, comps []
 		for i, w := range part {
 			texts[i] = w.Word
 		}
-		cur, err := db.Store.Words.Find(ctx, bson.M{"text": bson.M{"$in": texts}}, options.Find().SetProjection(bson.M{"text": 1, "languages": 1}))
+		found, err := db.Store.WordsByTexts(ctx, texts)
 		if err != nil {
-			return nil, nil, fmt.Errorf("error looking up words: %w", err)
+			return nil, nil, err
 		}
-		var found []store.Word
-		if err := cur.All(ctx, &found); err != nil {
-			return nil, nil, fmt.Errorf("error looking up words: %w", err)
-		}
-		known := map[string]bson.ObjectID{}
+		known := map[string]store.ObjectID{}
 		for _, f := range found {
 			langs := f.Languages
 			if len(langs) == 0 {
@@ -328,7 +321,7 @@ func (db Database) Inputs(ctx context.Context, words []store.InputWord, comps []
 				}
 			}
 		}
-		idx := map[bson.ObjectID]int{}
+		idx := map[store.ObjectID]int{}
 		var ins []synthesis.WordInput
 		var submitted [][]store.InputDefinition
 		for _, w := range part {
@@ -350,17 +343,13 @@ func (db Database) Inputs(ctx context.Context, words []store.InputWord, comps []
 			}
 			submitted[i] = append(submitted[i], w.Definitions...)
 		}
-		ids := make([]bson.ObjectID, len(ins))
+		ids := make([]store.ObjectID, len(ins))
 		for i, w := range ins {
 			ids[i] = w.WordID
 		}
-		cur, err = db.Store.Definitions.Find(ctx, bson.M{"word_id": bson.M{"$in": ids}})
+		defs, err := db.Store.DefinitionsOfWords(ctx, ids)
 		if err != nil {
-			return nil, nil, fmt.Errorf("error loading definitions: %w", err)
-		}
-		var defs []store.Definition
-		if err := cur.All(ctx, &defs); err != nil {
-			return nil, nil, fmt.Errorf("error loading definitions: %w", err)
+			return nil, nil, err
 		}
 		for _, d := range defs {
 			if i, ok := idx[d.WordID]; ok {
@@ -390,17 +379,12 @@ func (db Database) Cached(ctx context.Context, hashes []string) (map[string]bool
 	out := map[string]bool{}
 	for start := 0; start < len(hashes); start += chunk {
 		part := hashes[start:min(start+chunk, len(hashes))]
-		cur, err := db.Store.Requests.Find(ctx, bson.M{"body_hash": bson.M{"$in": part}, "state": store.StateSucceeded,
-			"prompt_version": synthesis.PromptVersion}, options.Find().SetProjection(bson.M{"body_hash": 1}))
+		hits, err := db.Store.SucceededBodyHashes(ctx, part, synthesis.PromptVersion)
 		if err != nil {
-			return nil, fmt.Errorf("error looking up cached results: %w", err)
+			return nil, err
 		}
-		var rows []store.Request
-		if err := cur.All(ctx, &rows); err != nil {
-			return nil, fmt.Errorf("error looking up cached results: %w", err)
-		}
-		for _, r := range rows {
-			out[r.BodyHash] = true
+		for h := range hits {
+			out[h] = true
 		}
 	}
 	return out, nil

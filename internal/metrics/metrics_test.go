@@ -62,9 +62,10 @@ func TestSnapshotAndCollectors(t *testing.T) {
 	}
 	iu := store.Usage{InputTokens: 1000, OutputTokens: 500}
 	reqs := []any{
-		map[string]any{"_id": "r1", "state": store.StateSucceeded, "usage": u},
+		// Tokens and dollars are read from the requests: r1's are the ones batch sb_1 recorded.
+		map[string]any{"_id": "r1", "state": store.StateSucceeded, "applied": true, "batch_id": "sb_1", "model": "gpt-4o-mini", "usage": u, "cost_usd": pricing.Batch("gpt-4o-mini", u)},
 		map[string]any{"_id": "r2", "state": store.StatePending},
-		map[string]any{"_id": "r3", "state": store.StateSucceeded, "immediate": true, "usage": iu, "cost_usd": pricing.Immediate("gpt-4o-mini", iu), "settled_at": now, "updated_at": now},
+		map[string]any{"_id": "r3", "state": store.StateSucceeded, "immediate": true, "model": "gpt-4o-mini", "usage": iu, "cost_usd": pricing.Immediate("gpt-4o-mini", iu), "settled_at": now, "updated_at": now},
 	}
 	if _, err := st.Requests.InsertMany(ctx, reqs); err != nil {
 		t.Fatal(err)

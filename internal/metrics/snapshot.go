@@ -6,13 +6,9 @@ package metrics
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"sync"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/floridify/batchsynth/internal/pricing"
 	"github.com/floridify/batchsynth/internal/store"
@@ -120,34 +116,31 @@ type costEvent struct {
 
 func (s *Source) read(ctx context.Context) (*Snapshot, error) {
 	now := s.now()
-	snap := &Snapshot{At: now, Batches: map[string]int{}, OpenAIStatus: map[string]int{}}
-	var err error
-	counts, err := s.Store.StateCounts(ctx, bson.M{})
+	f, err := s.Store.FleetProgress(ctx)
 	if err != nil {
 		return nil, err
 	}
-	snap.Requests = make(map[string]int, len(counts))
-	for st, n := range counts {
+	snap := &Snapshot{At: now, Batches: map[string]int{}, OpenAIStatus: map[string]int{}}
+	snap.Requests = make(map[string]int, len(f.Requests.States))
+	for st, n := range f.Requests.States {
 		snap.Requests[string(st)] = n
 	}
-	var events []costEvent
-
-	// Batches are few (each carries up to 50,000 requests), so reading all of them is cheap; usage is summed
-	// here rather than with $sum, which FerretDB answers with zeros for embedded fields.
-	cur, err := s.Store.Batches.Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{
-		"state": 1, "openai_status": 1, "model": 1, "usage": 1, "updated_at": 1, "submitted_at": 1,
-		"terminal_at": 1, "applied_at": 1,
-	}))
-	if err != nil {
-		return nil, fmt.Errorf("error reading batches for metrics: %w", err)
-	}
-	var oldestPoll time.Time
-	for cur.Next(ctx) {
-		var b store.Batch
-		if err := cur.Decode(&b); err != nil {
-			_ = cur.Close(ctx)
-			return nil, fmt.Errorf("error decoding batch for metrics: %w", err)
+	// Tokens and dollars are the requests' own, as status and the API report them: a request's usage and
+	// cost are written when it settles, a batch's only at the end of its apply.
+	for _, sp := range f.Requests.Spend {
+		if sp.Immediate {
+			snap.ImmediateUsage = snap.ImmediateUsage.Add(sp.Usage)
+			snap.ImmediateUSD += sp.CostUSD
+			continue
 		}
+		snap.BatchUsage = snap.BatchUsage.Add(sp.Usage)
+		snap.BatchUSD += sp.CostUSD
+		snap.BatchAtImmediateUSD += pricing.Immediate(sp.Model, sp.Usage)
+	}
+
+	var events []costEvent
+	var oldestPoll time.Time
+	for _, b := range f.Batches {
 		snap.Batches[string(b.State)]++
 		if b.State == store.BatchSubmitted {
 			snap.OpenAIStatus[b.OpenAIStatus]++
@@ -156,10 +149,6 @@ func (s *Source) read(ctx context.Context) (*Snapshot, error) {
 				oldestPoll = b.UpdatedAt
 			}
 		}
-		snap.BatchUsage = snap.BatchUsage.Add(b.Usage)
-		spent, imm := pricing.Batch(b.Model, b.Usage), pricing.Immediate(b.Model, b.Usage)
-		snap.BatchUSD += spent
-		snap.BatchAtImmediateUSD += imm
 		if b.SubmittedAt != nil && b.TerminalAt != nil {
 			snap.TurnaroundSeconds = append(snap.TurnaroundSeconds, b.TerminalAt.Sub(*b.SubmittedAt).Seconds())
 		}
@@ -167,46 +156,18 @@ func (s *Source) read(ctx context.Context) (*Snapshot, error) {
 			if b.TerminalAt != nil {
 				snap.ApplySeconds = append(snap.ApplySeconds, b.AppliedAt.Sub(*b.TerminalAt).Seconds())
 			}
-			events = append(events, costEvent{at: *b.AppliedAt, spent: spent, immediate: imm})
+			// The chart places a batch's spend at its apply, from the usage the batch recorded then.
+			events = append(events, costEvent{at: *b.AppliedAt, spent: pricing.Batch(b.Model, b.Usage), immediate: pricing.Immediate(b.Model, b.Usage)})
 		}
 	}
-	if err := cur.Err(); err != nil {
-		_ = cur.Close(ctx)
-		return nil, fmt.Errorf("error reading batches for metrics: %w", err)
-	}
-	_ = cur.Close(ctx)
 	if !oldestPoll.IsZero() {
 		snap.PollLag = max(now.Sub(oldestPoll), 0)
 	}
-
-	// Immediate requests are the urgent and small submissions: few by design.
-	cur, err = s.Store.Requests.Find(ctx, bson.M{"immediate": true}, options.Find().SetProjection(bson.M{
-		"usage": 1, "cost_usd": 1, "settled_at": 1, "updated_at": 1,
-	}))
-	if err != nil {
-		return nil, fmt.Errorf("error reading immediate requests for metrics: %w", err)
-	}
-	for cur.Next(ctx) {
-		var r store.Request
-		if err := cur.Decode(&r); err != nil {
-			_ = cur.Close(ctx)
-			return nil, fmt.Errorf("error decoding request for metrics: %w", err)
-		}
-		snap.ImmediateUsage = snap.ImmediateUsage.Add(r.Usage)
-		snap.ImmediateUSD += r.CostUSD
-		at := r.UpdatedAt
-		if r.SettledAt != nil {
-			at = *r.SettledAt
-		}
-		if r.CostUSD > 0 {
-			events = append(events, costEvent{at: at, spent: r.CostUSD, immediate: r.CostUSD})
+	for _, sp := range f.ImmediateSpend {
+		if sp.CostUSD > 0 {
+			events = append(events, costEvent{at: sp.At, spent: sp.CostUSD, immediate: sp.CostUSD})
 		}
 	}
-	if err := cur.Err(); err != nil {
-		_ = cur.Close(ctx)
-		return nil, fmt.Errorf("error reading immediate requests for metrics: %w", err)
-	}
-	_ = cur.Close(ctx)
 	snap.Series = series(events)
 	return snap, nil
 }

@@ -149,7 +149,7 @@ func TestRunImmediate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.Finished || p.Job.Status != store.JobDone || len(p.Batches) != 0 || math.Abs(p.SavedUSD) > 1e-9 || p.CostUSD <= 0 {
+	if !p.Finished || p.Status != store.JobDone || len(p.Batches) != 0 || math.Abs(p.SavedUSD) > 1e-9 || p.CostUSD <= 0 {
 		t.Errorf("progress %+v", p)
 	}
 	// A second run finds nothing pending and sends nothing.

@@ -196,23 +196,20 @@ func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, err)
 		return
 	}
-	filter := bson.M{}
-	if st := r.URL.Query().Get("state"); st != "" {
-		filter["state"] = st
-	}
+	filter := store.BatchFilter{State: store.BatchState(r.URL.Query().Get("state"))}
 	bs, err := s.Deps.RecentBatches(r.Context(), filter, limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	if bs == nil {
-		bs = []store.Batch{}
+		bs = []pipeline.BatchStatus{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"data": bs})
 }
 
 func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
-	b, err := s.Deps.Store.Batch(r.Context(), r.PathValue("id"))
+	b, err := s.Deps.BatchStatus(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -221,7 +218,7 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request) {
-	b, err := s.Deps.Store.Batch(r.Context(), r.PathValue("id"))
+	b, err := s.Deps.BatchStatus(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -240,7 +240,18 @@ func TestJobLifecycle(t *testing.T) {
 	if res.StatusCode != http.StatusConflict || eb.Error.Code != "batch_not_cancellable" {
 		t.Errorf("cancel of an applied batch: %d %+v", res.StatusCode, eb)
 	}
-	// A done job cannot be cancelled; a retry with nothing dead requeues nothing.
+	// A done job cannot be cancelled; a retry with nothing dead requeues nothing. Reads never write: the
+	// scheduler's sweep records the finished job done, within a sweep interval.
+	for st.Job.Status != string(store.JobDone) {
+		select {
+		case <-wctx.Done():
+			t.Fatalf("job %s finished but not recorded done: %+v", acc.JobID, st.Job)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if st, err = c.Job(wctx, acc.JobID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := c.Cancel(ctx, acc.JobID); err == nil || !strings.Contains(err.Error(), "job_finished") {
 		t.Errorf("cancel of a done job: %v, want job_finished", err)
 	}

@@ -12,10 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/floridify/batchsynth/internal/metrics"
+	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/store"
 )
 
@@ -51,6 +49,8 @@ type jobRow struct {
 
 type batchRow struct {
 	store.Batch
+	// Summary is what became of the batch's requests, from their states.
+	Summary   store.BatchSummary
 	Pct       float64
 	CanCancel bool
 }
@@ -73,9 +73,11 @@ type pageData struct {
 	Writable bool
 }
 
-type countsEntry struct {
+// jobEntry is a job row's counts and status; a finished job's are kept while its document is unchanged.
+type jobEntry struct {
 	updated time.Time
 	counts  map[store.RequestState]int
+	status  store.JobStatus
 }
 
 // liveCache holds the last rendering data, and the request counts of finished jobs (they change only when
@@ -84,7 +86,7 @@ type liveCache struct {
 	mu       sync.Mutex
 	at       time.Time
 	data     *pageData
-	finished map[string]countsEntry
+	finished map[string]jobEntry
 }
 
 // changed drops the dashboard's and the totals' caches after an action, so the next refresh shows it.
@@ -144,7 +146,17 @@ var templateFuncs = template.FuncMap{
 	"clock": func(t time.Time) string { return t.UTC().Format("Jan 2 15:04") },
 	"secs":  func(d time.Duration) string { return fmt.Sprintf("%.0fs", d.Seconds()) },
 	"join":  strings.Join,
-	"state": func(m map[store.RequestState]int, k string) int { return m[store.RequestState(k)] },
+	// state looks k up in a job's counts by request state and in the snapshot's counts by name alike: the
+	// page passes both.
+	"state": func(m any, k string) int {
+		switch m := m.(type) {
+		case map[store.RequestState]int:
+			return m[store.RequestState(k)]
+		case map[string]int:
+			return m[k]
+		}
+		return 0
+	},
 	"keys": func(m map[string]int) []string {
 		out := make([]string, 0, len(m))
 		for k := range m {
@@ -197,38 +209,25 @@ func (s *Server) pageData(ctx context.Context) (*pageData, error) {
 		return c.data, nil
 	}
 	if c.finished == nil {
-		c.finished = map[string]countsEntry{}
+		c.finished = map[string]jobEntry{}
 	}
 	snap, err := s.Metrics.Snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cur, err := s.Deps.Store.Jobs.Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}}).
-		SetLimit(dashboardJobs).SetProjection(bson.M{"words_missing": 0, "input_errors": 0, "expanded": 0}))
+	jobs, err := s.Deps.Store.RecentJobs(ctx, store.JobFilter{Brief: true}, dashboardJobs)
 	if err != nil {
-		return nil, fmt.Errorf("error listing jobs: %w", err)
-	}
-	var jobs []store.Job
-	if err := cur.All(ctx, &jobs); err != nil {
-		return nil, fmt.Errorf("error listing jobs: %w", err)
+		return nil, err
 	}
 	d := &pageData{Snap: snap, Now: time.Now().UTC(), Refresh: int(refreshEvery / time.Millisecond), Auth: s.Token != "", Writable: s.MonitoringWritable}
 	for _, j := range jobs {
-		counts, err := c.jobCounts(ctx, s.Deps.Store, &j)
+		e, err := c.jobProgress(ctx, s.Deps, j)
 		if err != nil {
 			return nil, err
 		}
-		if j.Status == store.JobRunning && allSettled(counts) {
-			// Progress decides (and records) whether the job is done: its successes must be applied too.
-			p, err := s.Deps.Progress(ctx, j.ID)
-			if err != nil {
-				return nil, err
-			}
-			j.Status = p.Job.Status
-		}
-		d.Jobs = append(d.Jobs, newJobRow(j, counts))
+		d.Jobs = append(d.Jobs, newJobRow(j, e.counts, e.status))
 	}
-	batches, err := s.Deps.RecentBatches(ctx, nil, dashboardBatch)
+	batches, err := s.Deps.RecentBatches(ctx, store.BatchFilter{}, dashboardBatch)
 	if err != nil {
 		return nil, err
 	}
@@ -240,35 +239,29 @@ func (s *Server) pageData(ctx context.Context) (*pageData, error) {
 	return d, nil
 }
 
-func (c *liveCache) jobCounts(ctx context.Context, st *store.Store, j *store.Job) (map[store.RequestState]int, error) {
-	finished := j.Status == store.JobDone || j.Status == store.JobCancelled
-	if e, ok := c.finished[j.ID]; ok && finished && e.updated.Equal(j.UpdatedAt) {
-		return e.counts, nil
+// jobProgress reads a job's request counts and status as Progress sees them (done once finished, before the
+// sweep records it), from the cache for a finished job whose document is unchanged.
+func (c *liveCache) jobProgress(ctx context.Context, deps *pipeline.Deps, j store.Job) (jobEntry, error) {
+	if e, ok := c.finished[j.ID]; ok && j.Status.Finished() && e.updated.Equal(j.UpdatedAt) {
+		return e, nil
 	}
-	counts, err := st.StateCounts(ctx, bson.M{"job_ids": j.ID})
+	p, err := deps.Progress(ctx, j.ID)
 	if err != nil {
-		return nil, err
+		return jobEntry{}, err
 	}
-	if finished {
+	e := jobEntry{updated: p.Job.UpdatedAt, counts: p.States, status: p.Status}
+	if p.Job.Status.Finished() {
 		if len(c.finished) > 10*dashboardJobs {
 			clear(c.finished)
 		}
-		c.finished[j.ID] = countsEntry{updated: j.UpdatedAt, counts: counts}
+		c.finished[j.ID] = e
 	}
-	return counts, nil
+	return e, nil
 }
 
-func allSettled(counts map[store.RequestState]int) bool {
-	for st, n := range counts {
-		if n > 0 && st != store.StateSucceeded && st != store.StateDead && st != store.StateCancelled {
-			return false
-		}
-	}
-	return true
-}
-
-func newJobRow(j store.Job, counts map[store.RequestState]int) jobRow {
-	row := jobRow{Job: j, States: counts, Display: j.Status}
+// newJobRow is a job's row: its counts, and status as Progress gives it (done once finished).
+func newJobRow(j store.Job, counts map[store.RequestState]int, status store.JobStatus) jobRow {
+	row := jobRow{Job: j, States: counts, Display: status}
 	for st, n := range counts {
 		row.Total += n
 		if st == store.StateSucceeded || st == store.StateDead || st == store.StateCancelled {
@@ -296,7 +289,7 @@ func newJobRow(j store.Job, counts map[store.RequestState]int) jobRow {
 			}
 		}
 	}
-	if j.Status == store.JobDone && row.Total == 0 {
+	if status == store.JobDone && row.Total == 0 {
 		row.Pct = 100 // nothing was missing
 	}
 	active := !row.Display.Finished()
@@ -305,8 +298,9 @@ func newJobRow(j store.Job, counts map[store.RequestState]int) jobRow {
 	return row
 }
 
-func newBatchRow(b store.Batch) batchRow {
-	row := batchRow{Batch: b, CanCancel: b.State == store.BatchSubmitted && !b.CancelAsked}
+func newBatchRow(bs pipeline.BatchStatus) batchRow {
+	b := *bs.Batch
+	row := batchRow{Batch: b, Summary: bs.Summary, CanCancel: b.State == store.BatchSubmitted && !b.CancelAsked}
 	switch {
 	case b.State == store.BatchApplied || b.State == store.BatchAbandoned:
 		row.Pct = 100

@@ -147,7 +147,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Job.Status != store.JobDone || a.States[store.StateSucceeded] != a.Total {
-		t.Errorf("job A: %s %v", a.Job.Status, a.States)
+	if !a.Finished || a.Status != store.JobDone || a.States[store.StateSucceeded] != a.Total {
+		t.Errorf("job A: %s (stored %s) %v", a.Status, a.Job.Status, a.States)
 	}
 }

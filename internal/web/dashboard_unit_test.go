@@ -29,7 +29,7 @@ func TestNewChart(t *testing.T) {
 
 func TestNewJobRow(t *testing.T) {
 	j := store.Job{ID: "job_1", Status: store.JobRunning}
-	r := newJobRow(j, map[store.RequestState]int{store.StateSucceeded: 2, store.StateDead: 1, store.StateSubmitted: 1})
+	r := newJobRow(j, map[store.RequestState]int{store.StateSucceeded: 2, store.StateDead: 1, store.StateSubmitted: 1}, j.Status)
 	if r.Total != 4 || r.Settled != 3 || r.Pct != 75 || !r.CanCancel || r.CanRetry || len(r.Segments) != 3 {
 		t.Errorf("running row %+v", r)
 	}
@@ -37,11 +37,14 @@ func TestNewJobRow(t *testing.T) {
 		t.Errorf("segments %+v", r.Segments)
 	}
 	j.Status = store.JobDone
-	r = newJobRow(j, map[store.RequestState]int{store.StateSucceeded: 2, store.StateDead: 1})
+	r = newJobRow(j, map[store.RequestState]int{store.StateSucceeded: 2, store.StateDead: 1}, j.Status)
 	if r.CanCancel || !r.CanRetry || r.Display != store.JobDone {
 		t.Errorf("done row %+v", r)
 	}
-	if !allSettled(map[store.RequestState]int{store.StateSucceeded: 1, store.StatePending: 0}) || allSettled(map[store.RequestState]int{store.StateClaimed: 1}) {
-		t.Error("allSettled")
+	// A running job that Progress finds finished shows done before the sweep records it.
+	j.Status = store.JobRunning
+	r = newJobRow(j, map[store.RequestState]int{store.StateSucceeded: 3}, store.JobDone)
+	if r.CanCancel || r.CanRetry || r.Display != store.JobDone || r.Pct != 100 {
+		t.Errorf("finished running row %+v", r)
 	}
 }
