@@ -305,28 +305,16 @@ func (db Database) Inputs(ctx context.Context, words []store.InputWord, comps []
 		for i, w := range part {
 			texts[i] = w.Word
 		}
-		found, err := db.Store.WordsByTexts(ctx, texts)
+		known, err := db.Store.WordIDsByText(ctx, texts)
 		if err != nil {
 			return nil, nil, err
-		}
-		known := map[string]store.ObjectID{}
-		for _, f := range found {
-			langs := f.Languages
-			if len(langs) == 0 {
-				langs = []string{"en"}
-			}
-			for _, l := range langs {
-				if _, ok := known[l+"\x00"+f.Text]; !ok {
-					known[l+"\x00"+f.Text] = f.ID
-				}
-			}
 		}
 		idx := map[store.ObjectID]int{}
 		var ins []synthesis.WordInput
 		var submitted [][]store.InputDefinition
 		for _, w := range part {
-			lang := cmp.Or(w.Language, "en")
-			id, ok := known[lang+"\x00"+w.Word]
+			lang := w.Lang()
+			id, ok := known[w.Ref()]
 			if !ok {
 				if len(w.Definitions) == 0 {
 					skipped = append(skipped, w.Word+": not in Floridify")
@@ -347,7 +335,7 @@ func (db Database) Inputs(ctx context.Context, words []store.InputWord, comps []
 		for i, w := range ins {
 			ids[i] = w.WordID
 		}
-		defs, err := db.Store.DefinitionsOfWords(ctx, ids)
+		defs, err := db.Store.SortedDefinitionsOfWords(ctx, ids)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -65,32 +65,6 @@ func (s *Store) RecentBatches(ctx context.Context, f BatchFilter, limit int64) (
 
 // Lookups of the estimate. The word lookup by text may move to words.go beside the other word reads.
 
-// WordsByTexts finds Floridify's words whose text is one of texts, with only their id, text and languages.
-func (s *Store) WordsByTexts(ctx context.Context, texts []string) ([]Word, error) {
-	cur, err := s.Words.Find(ctx, bson.M{"text": bson.M{"$in": texts}}, options.Find().SetProjection(bson.M{"text": 1, "languages": 1}))
-	if err != nil {
-		return nil, fmt.Errorf("error looking up words: %w", err)
-	}
-	var out []Word
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("error looking up words: %w", err)
-	}
-	return out, nil
-}
-
-// DefinitionsOfWords loads every stored definition of the words ids.
-func (s *Store) DefinitionsOfWords(ctx context.Context, ids []ObjectID) ([]Definition, error) {
-	cur, err := s.Definitions.Find(ctx, bson.M{"word_id": bson.M{"$in": ids}})
-	if err != nil {
-		return nil, fmt.Errorf("error loading definitions: %w", err)
-	}
-	var out []Definition
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("error loading definitions: %w", err)
-	}
-	return out, nil
-}
-
 // SucceededBodyHashes returns the hashes among hashes that a succeeded request of prompt version
 // promptVersion holds an answer for: the result cache.
 func (s *Store) SucceededBodyHashes(ctx context.Context, hashes []string, promptVersion string) (map[string]bool, error) {
