@@ -56,6 +56,7 @@ func (d *Deps) Build(ctx context.Context, model string, flush bool) error {
 		err = d.advance(ctx, b)
 		stop()
 		if errors.Is(err, errLeaseLost) {
+			// Its new owner finishes it, and the lease is not ours to hand back.
 			continue
 		}
 		if err != nil {
