@@ -120,7 +120,7 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 		}
 	}
 	// Candidates: the oldest pending requests of this model.
-	cands, err := d.Store.OldestPending(ctx, model, d.Config.MaxLines)
+	cands, err := d.Store.BuildCandidates(ctx, model, d.Config.MaxLines)
 	if err != nil {
 		return nil, err
 	}

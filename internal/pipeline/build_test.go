@@ -229,3 +229,41 @@ func TestModelHold(t *testing.T) {
 		t.Fatalf("%d batches once the hold ended, want 1", n)
 	}
 }
+
+// TestCreateOutcomeUnknown: a create whose answer was lost leaves the batch document creating, handed back
+// after reconcileAfter; the next build finds the created batch by its metadata instead of creating another.
+func TestCreateOutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	b := setupBuild(t, emulator.Faults{RateLoseCreate: 1})
+	err := b.d.Build(b.ctx, b.model, true)
+	if err == nil || !strings.Contains(err.Error(), "outcome unknown") {
+		t.Fatalf("build: %v, want an unknown outcome", err)
+	}
+	bs := b.batches(t)
+	if len(bs) != 1 || bs[0].State != store.BatchCreating || bs[0].CreateAttempts != 1 || !bs[0].LeaseUntil.After(b.d.now()) {
+		t.Fatalf("batches after a lost create: %+v", bs)
+	}
+	// Still leased for reconcileAfter: a build now leaves it alone.
+	b.emu.SetFaults(emulator.Faults{})
+	if err := b.d.Build(b.ctx, b.model, true); err != nil {
+		t.Fatal(err)
+	}
+	if sb, err := b.d.Store.Batch(b.ctx, bs[0].ID); err != nil || sb.State != store.BatchCreating {
+		t.Fatalf("batch within reconcileAfter: %+v %v", sb, err)
+	}
+	later := time.Now().Add(2 * reconcileAfter)
+	b.d.Now = func() time.Time { return later }
+	if err := b.d.Build(b.ctx, b.model, true); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := b.d.Store.Batch(b.ctx, bs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb.State != store.BatchSubmitted || sb.OpenAIBatchID == "" || sb.CreateAttempts != 1 {
+		t.Fatalf("batch after reconciling: %+v", sb)
+	}
+	if got := b.requestStates(t); got[store.StateSubmitted] != sb.RequestCount {
+		t.Fatalf("requests: %v, want %d submitted", got, sb.RequestCount)
+	}
+}

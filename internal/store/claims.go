@@ -14,9 +14,9 @@ import (
 // Requests claimed into a batch document (pending -> claimed -> submitted), the tokens enqueued per model,
 // and the hold on a model's builds (synthesis_models).
 
-// OldestPending returns up to limit of the oldest pending requests of model, with only what a build packs by:
+// BuildCandidates returns up to limit of the oldest pending requests of model, with only what a build packs by:
 // id, body size, input token estimate and creation time.
-func (s *Store) OldestPending(ctx context.Context, model string, limit int) ([]Request, error) {
+func (s *Store) BuildCandidates(ctx context.Context, model string, limit int) ([]Request, error) {
 	cur, err := s.Requests.Find(ctx, bson.M{"state": StatePending, "model": model},
 		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}).
 			SetLimit(int64(limit)).
