@@ -54,7 +54,7 @@ func (d *Deps) Apply(ctx context.Context, batchID string) error {
 	if res.ModifiedCount == 0 {
 		return ErrBusy
 	}
-	stop := d.keepLease(ctx, b.ID, bson.A{store.BatchTerminal}, applyLease)
+	stop := d.keepLease(ctx, b.ID, []store.BatchState{store.BatchTerminal}, applyLease)
 	defer stop()
 	if err := d.apply(ctx, b); err != nil {
 		stop()

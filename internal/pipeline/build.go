@@ -11,9 +11,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/openai/openai-go/v3"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/floridify/batchsynth/internal/openaibatch"
 	"github.com/floridify/batchsynth/internal/store"
@@ -30,8 +27,9 @@ const buildLease = 30 * time.Second
 // OpenAI to land, so that the reconciliation sees it and does not create a second batch.
 const reconcileAfter = 5 * time.Second
 
-// buildStates are the states of a batch document that a builder is working on.
-var buildStates = bson.A{store.BatchClaiming, store.BatchUploading, store.BatchUploaded, store.BatchCreating}
+// errLeaseLost means another worker leased the batch document this builder was working on: the builder stops
+// working on it rather than race the new owner.
+var errLeaseLost = errors.New("batch document leased by another worker")
 
 // lineOverhead bounds the bytes an input line adds around its body (custom_id, method, url).
 const lineOverhead = 128
@@ -54,9 +52,13 @@ func (d *Deps) Build(ctx context.Context, model string, flush bool) error {
 		if err != nil || b == nil {
 			return err
 		}
-		stop := d.keepLease(ctx, b.ID, buildStates, buildLease)
+		stop := d.keepLease(ctx, b.ID, store.BuildStates, buildLease)
 		err = d.advance(ctx, b)
 		stop()
+		if errors.Is(err, errLeaseLost) {
+			// Its new owner finishes it, and the lease is not ours to hand back.
+			continue
+		}
 		if err != nil {
 			// Hand the batch back at once (after reconcileAfter for an unknown create) so that the task's retry,
 			// or any builder, resumes it instead of waiting for the lease to run out.
@@ -73,11 +75,10 @@ func (d *Deps) Build(ctx context.Context, model string, flush bool) error {
 // keepLease renews the lease of batch document id (while it is ours and in one of states) every lease/3
 // until stop is called. A dead process stops renewing, so another worker may take the batch over within
 // lease. The returned stop ends the renewing and waits for it.
-func (d *Deps) keepLease(ctx context.Context, id string, states bson.A, lease time.Duration) func() {
+func (d *Deps) keepLease(ctx context.Context, id string, states []store.BatchState, lease time.Duration) func() {
 	return renewEvery(ctx, lease/3, func(rctx context.Context) bool {
-		res, err := d.Store.Batches.UpdateOne(rctx, bson.M{"_id": id, "lease_owner": d.owner(), "state": bson.M{"$in": states}},
-			bson.M{"$set": bson.M{"lease_until": d.now().Add(lease)}})
-		return err != nil || res.MatchedCount > 0 // nothing matched: moved on (by us) or taken over
+		held, err := d.Store.RenewLease(rctx, id, d.owner(), states, d.now().Add(lease))
+		return err != nil || held // nothing matched: moved on (by us) or taken over
 	})
 }
 
@@ -85,25 +86,20 @@ func (d *Deps) keepLease(ctx context.Context, id string, states bson.A, lease ti
 func (d *Deps) releaseLease(id string, after time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, _ = d.Store.Batches.UpdateOne(ctx, bson.M{"_id": id, "lease_owner": d.owner()}, bson.M{"$set": bson.M{"lease_until": d.now().Add(after)}})
+	_ = d.Store.ReleaseLease(ctx, id, d.owner(), d.now().Add(after))
 }
 
 // resumeOrStart returns a batch document this builder now leases: an unfinished one first, else a new one
 // with claimed requests; nil when there is nothing to do.
 func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*store.Batch, error) {
 	now := d.now()
-	var b store.Batch
-	err := d.Store.Batches.FindOneAndUpdate(ctx,
-		bson.M{"model": model, "state": bson.M{"$in": buildStates}, "lease_until": bson.M{"$lt": now}},
-		bson.M{"$set": bson.M{"lease_owner": d.owner(), "lease_until": now.Add(buildLease)}},
-		options.FindOneAndUpdate().SetReturnDocument(options.After).SetSort(bson.D{{Key: "created_at", Value: 1}}),
-	).Decode(&b)
-	if err == nil {
-		d.log().Info("resuming batch", "batch_id", b.ID, "state", b.State, "model", model)
-		return &b, nil
+	leased, err := d.Store.LeaseForBuild(ctx, model, d.owner(), now, buildLease)
+	if err != nil {
+		return nil, err
 	}
-	if !errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("error looking for unfinished batches: %w", err)
+	if leased != nil {
+		d.log().Info("resuming batch", "batch_id", leased.ID, "state", leased.State, "model", model)
+		return leased, nil
 	}
 	if held, until, err := d.modelHeld(ctx, model); err != nil {
 		return nil, err
@@ -113,7 +109,7 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 	}
 	budget, used := int64(-1), int64(0)
 	if d.Config.TokenBudget > 0 {
-		used, err = d.enqueuedTokens(ctx, model)
+		used, err = d.Store.EnqueuedTokens(ctx, model)
 		if err != nil {
 			return nil, err
 		}
@@ -124,16 +120,9 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 		}
 	}
 	// Candidates: the oldest pending requests of this model.
-	cur, err := d.Store.Requests.Find(ctx, bson.M{"state": store.StatePending, "model": model},
-		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}).
-			SetLimit(int64(d.Config.MaxLines)).
-			SetProjection(bson.M{"_id": 1, "body_bytes": 1, "input_tokens_est": 1, "created_at": 1}))
+	cands, err := d.Store.BuildCandidates(ctx, model, d.Config.MaxLines)
 	if err != nil {
-		return nil, fmt.Errorf("error finding pending requests: %w", err)
-	}
-	var cands []store.Request
-	if err := cur.All(ctx, &cands); err != nil {
-		return nil, fmt.Errorf("error finding pending requests: %w", err)
+		return nil, err
 	}
 	if len(cands) == 0 {
 		return nil, nil
@@ -160,7 +149,7 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 		d.log().Info("token budget too low for the next request; waiting for batches to finish", "model", model, "in_use", used)
 		return nil, nil
 	}
-	b = store.Batch{
+	b := store.Batch{
 		ID: NewID("sb"), Model: model, State: store.BatchClaiming, StatusHistory: []store.StatusChange{},
 		LeaseOwner: d.owner(), LeaseUntil: now.Add(buildLease), CreatedAt: now, UpdatedAt: now,
 	}
@@ -169,28 +158,29 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 	// claim is still being written and have them sent twice. If this builder dies after the insert, the
 	// lease runs out and the next builder resumes the document in state claiming. The claim is a
 	// compare-and-set on state.
-	if _, err := d.Store.Batches.InsertOne(ctx, b); err != nil {
-		return nil, fmt.Errorf("error creating batch document: %w", err)
+	if err := d.Store.InsertBatch(ctx, &b); err != nil {
+		return nil, err
 	}
-	res, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"_id": bson.M{"$in": ids}, "state": store.StatePending},
-		bson.M{"$set": bson.M{"state": store.StateClaimed, "batch_id": b.ID, "updated_at": now}, "$inc": bson.M{"attempts": 1}})
+	n, err := d.Store.ClaimPendingIntoBatch(ctx, b.ID, ids, now)
 	if err != nil {
-		return nil, fmt.Errorf("error claiming requests for %s: %w", b.ID, err)
+		return nil, err
 	}
-	if res.ModifiedCount == 0 {
+	if n == 0 {
 		// Another builder took every candidate: no request names this document, so it can go.
-		if _, err := d.Store.Batches.DeleteOne(ctx, bson.M{"_id": b.ID, "state": store.BatchClaiming}); err != nil {
-			return nil, fmt.Errorf("error removing empty batch %s: %w", b.ID, err)
-		}
-		return nil, nil
+		return nil, d.Store.DeleteEmptyBatch(ctx, b.ID)
 	}
 	// The claim's own count is authoritative; counting again right away could read a stale snapshot on
 	// FerretDB (SQLite WAL), and a batch must not be abandoned for a miscount.
-	n, est := int(res.ModifiedCount), int64(0)
+	est := int64(0)
 	if n == len(ids) {
 		est = tokens // else some candidates went to another claim and which ones is unknown here: 0, as before
 	}
-	if err := d.setBatch(ctx, &b, store.BatchClaiming, store.BatchUploading, bson.M{"request_count": n, "input_tokens_est": est}); err != nil {
+	ok, err := d.Store.RecordClaimed(ctx, b.ID, n, est, d.now())
+	err = d.moved(ctx, &b, store.BatchUploading, ok, err)
+	if errors.Is(err, errLeaseLost) {
+		return nil, nil
+	}
+	if err != nil {
 		return nil, err
 	}
 	if b.State != store.BatchUploading {
@@ -200,20 +190,23 @@ func (d *Deps) resumeOrStart(ctx context.Context, model string, flush bool) (*st
 	return &b, nil
 }
 
-// advance moves one leased batch document through its states until it is submitted or abandoned.
+// advance moves one leased batch document through its states until it is submitted or abandoned. It
+// returns errLeaseLost once another worker holds the document.
 func (d *Deps) advance(ctx context.Context, b *store.Batch) error {
 	log := d.log().With("batch_id", b.ID, "model", b.Model)
 	for {
 		switch b.State {
 		case store.BatchClaiming:
-			n, tokens, err := d.claimedTotals(ctx, b.ID)
+			n, tokens, err := d.Store.ClaimedTotals(ctx, b.ID)
 			if err != nil {
 				return err
 			}
 			if n == 0 {
-				return d.setBatch(ctx, b, store.BatchClaiming, store.BatchAbandoned, bson.M{"errors": []store.BatchError{{Code: "nothing_claimed", Message: "no pending request left to claim"}}})
+				ok, err := d.Store.AbandonBatch(ctx, b.ID, store.BatchClaiming, store.BatchError{Code: "nothing_claimed", Message: "no pending request left to claim"}, d.now())
+				return d.moved(ctx, b, store.BatchAbandoned, ok, err)
 			}
-			if err := d.setBatch(ctx, b, store.BatchClaiming, store.BatchUploading, bson.M{"request_count": n, "input_tokens_est": tokens}); err != nil {
+			ok, err := d.Store.RecordClaimed(ctx, b.ID, n, tokens, d.now())
+			if err := d.moved(ctx, b, store.BatchUploading, ok, err); err != nil {
 				return err
 			}
 			b.RequestCount, b.InputTokensEst = n, tokens
@@ -222,18 +215,18 @@ func (d *Deps) advance(ctx context.Context, b *store.Batch) error {
 			if err != nil {
 				return err
 			}
-			if err := d.setBatch(ctx, b, store.BatchUploading, store.BatchUploaded, bson.M{"input_file_id": fileID, "bytes": size}); err != nil {
+			ok, err := d.Store.RecordUploaded(ctx, b.ID, fileID, size, d.now())
+			if err := d.moved(ctx, b, store.BatchUploaded, ok, err); err != nil {
 				return err
 			}
 			b.InputFileID = fileID
 			log.Info("input file uploaded", "file_id", fileID, "bytes", size, "requests", b.RequestCount)
 		case store.BatchUploaded:
-			res, err := d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID, "state": store.BatchUploaded},
-				bson.M{"$set": bson.M{"state": store.BatchCreating, "updated_at": d.now()}, "$inc": bson.M{"create_attempts": 1}})
+			ok, err := d.Store.MarkCreating(ctx, b.ID, d.now())
 			if err != nil {
-				return fmt.Errorf("error marking %s creating: %w", b.ID, err)
+				return err
 			}
-			if res.ModifiedCount == 0 {
+			if !ok {
 				return d.reload(ctx, b)
 			}
 			b.State = store.BatchCreating
@@ -252,6 +245,8 @@ func (d *Deps) advance(ctx context.Context, b *store.Batch) error {
 	}
 }
 
+// reload reads b again after a compare-and-set found it moved by someone else. It returns errLeaseLost when
+// another worker owns it now.
 func (d *Deps) reload(ctx context.Context, b *store.Batch) error {
 	nb, err := d.Store.Batch(ctx, b.ID)
 	if err != nil {
@@ -260,59 +255,33 @@ func (d *Deps) reload(ctx context.Context, b *store.Batch) error {
 	*b = *nb
 	if b.LeaseOwner != d.owner() {
 		// Someone else owns it now; stop here rather than race them.
-		b.State = store.BatchApplied
+		return errLeaseLost
 	}
 	return nil
 }
 
-// setBatch moves b from one state to another (compare-and-set) with extra fields.
-func (d *Deps) setBatch(ctx context.Context, b *store.Batch, from, to store.BatchState, extra bson.M) error {
-	set := bson.M{"state": to, "updated_at": d.now()}
-	for k, v := range extra {
-		set[k] = v
-	}
-	res, err := d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID, "state": from}, bson.M{"$set": set})
+// moved follows a compare-and-set move of b to state to, whose outcome is ok and err: b is now in to, or, if
+// something else moved the document first, b is reloaded as it is.
+func (d *Deps) moved(ctx context.Context, b *store.Batch, to store.BatchState, ok bool, err error) error {
 	if err != nil {
-		return fmt.Errorf("error moving batch %s %s -> %s: %w", b.ID, from, to, err)
+		return err
 	}
-	if res.ModifiedCount == 0 {
+	if !ok {
 		return d.reload(ctx, b)
 	}
 	b.State = to
 	return nil
 }
 
-func (d *Deps) claimedTotals(ctx context.Context, batchID string) (int, int64, error) {
-	cur, err := d.Store.Requests.Aggregate(ctx, mongo.Pipeline{
-		{{Key: "$match", Value: bson.M{"batch_id": batchID, "state": store.StateClaimed}}},
-		{{Key: "$group", Value: bson.M{"_id": nil, "n": bson.M{"$sum": 1}, "t": bson.M{"$sum": "$input_tokens_est"}}}},
-	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("error counting claimed requests: %w", err)
-	}
-	defer cur.Close(ctx)
-	var row struct {
-		N int   `bson:"n"`
-		T int64 `bson:"t"`
-	}
-	if cur.Next(ctx) {
-		if err := cur.Decode(&row); err != nil {
-			return 0, 0, err
-		}
-	}
-	return row.N, row.T, cur.Err()
-}
-
 // upload renders the claimed requests into a JSONL file (streamed through a temp file, so memory stays flat
 // whatever the size) and uploads it. An upload whose id was never recorded is found by name and reused.
 func (d *Deps) upload(ctx context.Context, b *store.Batch) (string, int64, error) {
 	name := b.ID + ".jsonl"
-	var counted store.Batch
-	if err := d.Store.Batches.FindOneAndUpdate(ctx, bson.M{"_id": b.ID}, bson.M{"$inc": bson.M{"upload_attempts": 1}},
-		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&counted); err != nil {
-		return "", 0, fmt.Errorf("error counting upload attempt of %s: %w", b.ID, err)
+	attempts, err := d.Store.CountUploadAttempt(ctx, b.ID)
+	if err != nil {
+		return "", 0, err
 	}
-	if counted.UploadAttempts > 1 {
+	if attempts > 1 {
 		// An earlier attempt may have uploaded the file and died before recording its id.
 		if id, ok, err := d.OpenAI.FindFile(ctx, name); err == nil && ok {
 			return id, 0, nil
@@ -346,23 +315,12 @@ func (d *Deps) upload(ctx context.Context, b *store.Batch) (string, int64, error
 // reads the requests a page at a time, and each page's bodies in one query.
 func (d *Deps) RenderBatch(ctx context.Context, batchID string, w io.Writer) (int64, int, error) {
 	const page = 2000
-	cur, err := d.Store.Requests.Find(ctx, bson.M{"batch_id": batchID, "state": store.StateClaimed},
-		options.Find().SetProjection(bson.M{"attempts": 1}).SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(page))
-	if err != nil {
-		return 0, 0, fmt.Errorf("error reading claimed requests: %w", err)
-	}
-	defer cur.Close(ctx)
-	type claimed struct {
-		ID       string `bson:"_id"`
-		Attempts int    `bson:"attempts"`
-	}
 	bw := bufio.NewWriterSize(w, 1<<20)
 	var size int64
 	var lines int
 	var line []byte
-	rs := make([]claimed, 0, page)
 	ids := make([]string, 0, page)
-	flush := func() error {
+	err := d.Store.EachClaimedPage(ctx, batchID, page, func(rs []store.ClaimedRequest) error {
 		ids = ids[:0]
 		for _, r := range rs {
 			ids = append(ids, r.ID)
@@ -380,25 +338,9 @@ func (d *Deps) RenderBatch(ctx context.Context, batchID string, w io.Writer) (in
 			size += int64(n)
 			lines++
 		}
-		rs = rs[:0]
 		return nil
-	}
-	for cur.Next(ctx) {
-		var r claimed
-		if err := cur.Decode(&r); err != nil {
-			return 0, 0, fmt.Errorf("error decoding request: %w", err)
-		}
-		rs = append(rs, r)
-		if len(rs) == page {
-			if err := flush(); err != nil {
-				return 0, 0, err
-			}
-		}
-	}
-	if err := cur.Err(); err != nil {
-		return 0, 0, fmt.Errorf("error reading claimed requests: %w", err)
-	}
-	if err := flush(); err != nil {
+	})
+	if err != nil {
 		return 0, 0, err
 	}
 	return size, lines, bw.Flush()
@@ -417,9 +359,8 @@ func (d *Deps) create(ctx context.Context, b *store.Batch, reconcile bool) error
 			log.Info("found batch created by an earlier attempt", "openai_batch_id", ob.ID)
 			return d.recordCreated(ctx, b, ob)
 		}
-		if _, err := d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID, "state": store.BatchCreating},
-			bson.M{"$inc": bson.M{"create_attempts": 1}, "$set": bson.M{"updated_at": d.now()}}); err != nil {
-			return fmt.Errorf("error counting create attempt: %w", err)
+		if err := d.Store.CountCreateAttempt(ctx, b.ID, d.now()); err != nil {
+			return err
 		}
 	}
 	ob, err := d.OpenAI.Create(ctx, b.InputFileID, b.ID, b.Model)
@@ -430,15 +371,16 @@ func (d *Deps) create(ctx context.Context, b *store.Batch, reconcile bool) error
 	if openaibatch.IsFileNotReady(err) {
 		// A fresh upload can be briefly invisible. Nothing was created: back to uploaded, so that the retry
 		// creates at once instead of waiting to reconcile an unknown outcome.
-		if err := d.setBatch(ctx, b, store.BatchCreating, store.BatchUploaded, nil); err != nil {
+		ok, merr := d.Store.RevertToUploaded(ctx, b.ID, d.now())
+		if err := d.moved(ctx, b, store.BatchUploaded, ok, merr); err != nil {
 			return err
 		}
 		return fmt.Errorf("input file of %s not visible yet: %w", b.ID, err)
 	}
 	if openaibatch.IsRejected(err) {
 		log.Warn("batch creation rejected; releasing its requests", "error", err)
-		if err := d.setBatch(ctx, b, store.BatchCreating, store.BatchAbandoned,
-			bson.M{"errors": []store.BatchError{{Code: "create_rejected", Message: err.Error()}}}); err != nil {
+		ok, merr := d.Store.AbandonBatch(ctx, b.ID, store.BatchCreating, store.BatchError{Code: "create_rejected", Message: err.Error()}, d.now())
+		if err := d.moved(ctx, b, store.BatchAbandoned, ok, merr); err != nil {
 			return err
 		}
 		_, err := d.settleLeftovers(ctx, b, "batch creation rejected: "+err.Error(), true)
@@ -450,18 +392,14 @@ func (d *Deps) create(ctx context.Context, b *store.Batch, reconcile bool) error
 
 func (d *Deps) recordCreated(ctx context.Context, b *store.Batch, ob *openai.Batch) error {
 	now := d.now()
-	status := string(ob.Status)
-	if err := d.setBatch(ctx, b, store.BatchCreating, store.BatchSubmitted, bson.M{
-		"openai_batch_id": ob.ID, "openai_status": status, "status_rank": store.StatusRank(status),
-		"submitted_at": now, "status_history": []store.StatusChange{{Status: status, At: now}},
-	}); err != nil {
+	ok, err := d.Store.RecordCreated(ctx, b.ID, ob.ID, string(ob.Status), now)
+	if err := d.moved(ctx, b, store.BatchSubmitted, ok, err); err != nil {
 		return err
 	}
-	if _, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"batch_id": b.ID, "state": store.StateClaimed},
-		bson.M{"$set": bson.M{"state": store.StateSubmitted, "updated_at": now}}); err != nil {
-		return fmt.Errorf("error marking requests of %s submitted: %w", b.ID, err)
+	if _, err := d.Store.SubmitClaimed(ctx, b.ID, now); err != nil {
+		return err
 	}
-	_, _ = d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID}, bson.M{"$set": bson.M{"lease_until": now}})
+	_ = d.Store.ExpireLease(ctx, b.ID, now)
 	t, err := tasks.NewPollBatchTask(b.ID, d.Config.PollInterval)
 	if err != nil {
 		return err
@@ -470,44 +408,16 @@ func (d *Deps) recordCreated(ctx context.Context, b *store.Batch, ob *openai.Bat
 	return tasks.Enqueue(d.Queue, t, asynq.ProcessIn(min(d.Config.PollInterval, 2*time.Second)))
 }
 
-func (d *Deps) enqueuedTokens(ctx context.Context, model string) (int64, error) {
-	cur, err := d.Store.Batches.Aggregate(ctx, mongo.Pipeline{
-		{{Key: "$match", Value: bson.M{"model": model, "state": bson.M{"$in": bson.A{store.BatchUploading, store.BatchUploaded, store.BatchCreating, store.BatchSubmitted}}}}},
-		{{Key: "$group", Value: bson.M{"_id": nil, "t": bson.M{"$sum": "$input_tokens_est"}}}},
-	})
-	if err != nil {
-		return 0, fmt.Errorf("error summing enqueued tokens: %w", err)
-	}
-	defer cur.Close(ctx)
-	var row struct {
-		T int64 `bson:"t"`
-	}
-	if cur.Next(ctx) {
-		if err := cur.Decode(&row); err != nil {
-			return 0, err
-		}
-	}
-	return row.T, cur.Err()
-}
-
 // modelHeld reports a hold set after OpenAI answered token_limit_exceeded for this model.
 func (d *Deps) modelHeld(ctx context.Context, model string) (bool, time.Time, error) {
-	var m struct {
-		HoldUntil time.Time `bson:"hold_until"`
-	}
-	err := d.Store.Models.FindOne(ctx, bson.M{"_id": model}).Decode(&m)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, time.Time{}, nil
-	}
+	until, err := d.Store.ModelHoldUntil(ctx, model)
 	if err != nil {
-		return false, time.Time{}, fmt.Errorf("error reading model hold: %w", err)
+		return false, time.Time{}, err
 	}
-	return m.HoldUntil.After(d.now()), m.HoldUntil, nil
+	return until.After(d.now()), until, nil
 }
 
 // HoldModel stops builds for model until t.
 func (d *Deps) HoldModel(ctx context.Context, model string, until time.Time, reason string) error {
-	_, err := d.Store.Models.UpdateOne(ctx, bson.M{"_id": model},
-		bson.M{"$set": bson.M{"hold_until": until, "reason": reason, "updated_at": d.now()}}, options.UpdateOne().SetUpsert(true))
-	return err
+	return d.Store.HoldModelBuilds(ctx, model, until, reason, d.now())
 }

@@ -2,10 +2,8 @@ package pipeline
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/openai/openai-go/v3"
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/floridify/batchsynth/internal/store"
 	"github.com/floridify/batchsynth/tasks"
@@ -46,45 +44,29 @@ func (d *Deps) recordStatus(ctx context.Context, b *store.Batch, ob *openai.Batc
 		d.log().Warn("batch completed without result files yet; polling again", "batch_id", b.ID, "openai_batch_id", b.OpenAIBatchID)
 		status = "finalizing"
 	}
-	rank := store.StatusRank(status)
-	set := bson.M{
-		"openai_status": status, "status_rank": rank, "updated_at": now,
-		"request_counts": store.RequestCounts{Total: ob.RequestCounts.Total, Completed: ob.RequestCounts.Completed, Failed: ob.RequestCounts.Failed},
+	st := store.ProviderStatus{
+		Status:       status,
+		Counts:       store.RequestCounts{Total: ob.RequestCounts.Total, Completed: ob.RequestCounts.Completed, Failed: ob.RequestCounts.Failed},
+		OutputFileID: ob.OutputFileID,
+		ErrorFileID:  ob.ErrorFileID,
 	}
 	if ob.JSON.Usage.Valid() {
-		set["usage"] = store.Usage{InputTokens: ob.Usage.InputTokens, CachedTokens: ob.Usage.InputTokensDetails.CachedTokens, OutputTokens: ob.Usage.OutputTokens}
-	}
-	if ob.OutputFileID != "" {
-		set["output_file_id"] = ob.OutputFileID
-	}
-	if ob.ErrorFileID != "" {
-		set["error_file_id"] = ob.ErrorFileID
+		st.Usage = &store.Usage{InputTokens: ob.Usage.InputTokens, CachedTokens: ob.Usage.InputTokensDetails.CachedTokens, OutputTokens: ob.Usage.OutputTokens}
 	}
 	if len(ob.Errors.Data) > 0 {
-		errs := make([]store.BatchError, 0, len(ob.Errors.Data))
+		st.Errors = make([]store.BatchError, 0, len(ob.Errors.Data))
 		for _, e := range ob.Errors.Data {
-			errs = append(errs, store.BatchError{Code: e.Code, Message: e.Message, Line: e.Line, Param: e.Param})
+			st.Errors = append(st.Errors, store.BatchError{Code: e.Code, Message: e.Message, Line: e.Line, Param: e.Param})
 		}
-		set["errors"] = errs
 	}
-	terminal := store.IsTerminalStatus(status)
-	if terminal {
-		set["state"] = store.BatchTerminal
-		set["terminal_at"] = now
-	}
-	upd := bson.M{"$set": set, "$inc": bson.M{"poll_count": 1}}
-	if status != b.OpenAIStatus {
-		upd["$push"] = bson.M{"status_history": store.StatusChange{Status: status, At: now}}
-	}
-	if _, err := d.Store.Batches.UpdateOne(ctx,
-		bson.M{"_id": b.ID, "state": store.BatchSubmitted, "status_rank": bson.M{"$lte": rank}}, upd); err != nil {
-		return fmt.Errorf("error recording status of %s: %w", b.ID, err)
+	if _, err := d.Store.RecordProviderStatus(ctx, b.ID, b.OpenAIStatus, st, now); err != nil {
+		return err
 	}
 	if status != b.OpenAIStatus {
 		d.log().Info("batch status", "batch_id", b.ID, "openai_batch_id", b.OpenAIBatchID, "status", status,
 			"completed", ob.RequestCounts.Completed, "failed", ob.RequestCounts.Failed, "total", ob.RequestCounts.Total)
 	}
-	if terminal {
+	if store.IsTerminalStatus(status) {
 		return d.enqueueApply(b.ID)
 	}
 	return nil

@@ -111,7 +111,7 @@ var batchMoves = map[BatchState][]BatchState{
 	BatchClaiming:  {BatchUploading, BatchAbandoned},
 	BatchUploading: {BatchUploaded, BatchAbandoned},
 	BatchUploaded:  {BatchCreating, BatchAbandoned},
-	BatchCreating:  {BatchSubmitted, BatchAbandoned},
+	BatchCreating:  {BatchSubmitted, BatchAbandoned, BatchUploaded}, // back to uploaded: the fresh input file was not visible yet, nothing was created
 	BatchSubmitted: {BatchTerminal},
 	BatchTerminal:  {BatchApplied},
 }
