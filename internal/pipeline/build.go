@@ -54,7 +54,7 @@ func (d *Deps) Build(ctx context.Context, model string, flush bool) error {
 		if err != nil || b == nil {
 			return err
 		}
-		stop := d.keepLease(ctx, b.ID, buildStates, buildLease)
+		stop := d.keepLease(ctx, b.ID, store.BuildStates, buildLease)
 		err = d.advance(ctx, b)
 		stop()
 		if err != nil {
@@ -73,7 +73,7 @@ func (d *Deps) Build(ctx context.Context, model string, flush bool) error {
 // keepLease renews the lease of batch document id (while it is ours and in one of states) every lease/3
 // until stop is called. A dead process stops renewing, so another worker may take the batch over within
 // lease. The returned stop ends the renewing and waits for it.
-func (d *Deps) keepLease(ctx context.Context, id string, states bson.A, lease time.Duration) func() {
+func (d *Deps) keepLease(ctx context.Context, id string, states []store.BatchState, lease time.Duration) func() {
 	return renewEvery(ctx, lease/3, func(rctx context.Context) bool {
 		res, err := d.Store.Batches.UpdateOne(rctx, bson.M{"_id": id, "lease_owner": d.owner(), "state": bson.M{"$in": states}},
 			bson.M{"$set": bson.M{"lease_until": d.now().Add(lease)}})
