@@ -301,7 +301,7 @@ func (d *Deps) settleLeftovers(ctx context.Context, b *store.Batch, reason strin
 		return c, nil
 	}
 	if countAttempt {
-		n, err := d.Store.KillLeftovers(ctx, b.ID, d.Config.MaxAttempts, reason, now)
+		n, err := d.Store.SettleDeadLeftovers(ctx, b.ID, d.Config.MaxAttempts, reason, now)
 		if err != nil {
 			return c, err
 		}

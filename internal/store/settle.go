@@ -137,9 +137,9 @@ func (s *Store) CancelLeftovers(ctx context.Context, batchID, reason string, now
 	return res.ModifiedCount, nil
 }
 
-// KillLeftovers settles as dead the unsettled requests of batch batchID that used up maxAttempts, recording
-// reason. It returns how many died.
-func (s *Store) KillLeftovers(ctx context.Context, batchID string, maxAttempts int, reason string, now time.Time) (int64, error) {
+// SettleDeadLeftovers settles as dead the unsettled requests of batch batchID that used up maxAttempts,
+// recording reason. It returns how many died.
+func (s *Store) SettleDeadLeftovers(ctx context.Context, batchID string, maxAttempts int, reason string, now time.Time) (int64, error) {
 	filter := leftovers(batchID, StateDead)
 	filter["attempts"] = bson.M{"$gte": maxAttempts}
 	res, err := s.UpdateMany(ctx, s.Requests, filter, bson.M{
