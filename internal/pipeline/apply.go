@@ -7,9 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
 	"github.com/floridify/batchsynth/internal/openaibatch"
 	"github.com/floridify/batchsynth/internal/pricing"
 	"github.com/floridify/batchsynth/internal/store"
@@ -46,12 +43,11 @@ func (d *Deps) Apply(ctx context.Context, batchID string) error {
 		return nil
 	}
 	now := d.now()
-	res, err := d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID, "state": store.BatchTerminal, "lease_until": bson.M{"$lt": now}},
-		bson.M{"$set": bson.M{"lease_owner": d.owner(), "lease_until": now.Add(applyLease)}})
+	leased, err := d.Store.LeaseTerminalBatch(ctx, b.ID, d.owner(), now, applyLease)
 	if err != nil {
-		return fmt.Errorf("error leasing %s for apply: %w", b.ID, err)
+		return err
 	}
-	if res.ModifiedCount == 0 {
+	if !leased {
 		return ErrBusy
 	}
 	stop := d.keepLease(ctx, b.ID, []store.BatchState{store.BatchTerminal}, applyLease)
@@ -90,12 +86,8 @@ func (d *Deps) apply(ctx context.Context, b *store.Batch) error {
 			return err
 		}
 	}
-	now := d.now()
-	if _, err := d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID, "state": store.BatchTerminal}, bson.M{"$set": bson.M{
-		"state": store.BatchApplied, "applied_at": now, "updated_at": now, "applied": counts,
-		"cost_usd": pricing.Batch(b.Model, b.Usage), "immediate_usd": pricing.Immediate(b.Model, b.Usage),
-	}}); err != nil {
-		return fmt.Errorf("error marking %s applied: %w", b.ID, err)
+	if _, err := d.Store.FinishApply(ctx, b.ID, counts, pricing.Batch(b.Model, b.Usage), pricing.Immediate(b.Model, b.Usage), d.now()); err != nil {
+		return err
 	}
 	log.Info("batch applied", "succeeded", counts.Succeeded, "retried", counts.Retried, "dead", counts.Dead,
 		"input_tokens", b.Usage.InputTokens, "output_tokens", b.Usage.OutputTokens, "duration", time.Since(start).Round(time.Millisecond))
@@ -194,13 +186,9 @@ func (d *Deps) applyChunk(ctx context.Context, b *store.Batch, results []openaib
 		byID[id] = lineRef{r, attempt}
 		ids = append(ids, id)
 	}
-	cur, err := d.Store.Requests.Find(ctx, bson.M{"_id": bson.M{"$in": ids}})
+	reqs, err := d.Store.RequestsByIDs(ctx, ids)
 	if err != nil {
-		return fmt.Errorf("error loading requests: %w", err)
-	}
-	var reqs []store.Request
-	if err := cur.All(ctx, &reqs); err != nil {
-		return fmt.Errorf("error loading requests: %w", err)
+		return err
 	}
 	now := d.now()
 	var ok, bad, answered []settled
@@ -240,41 +228,30 @@ func (d *Deps) applyChunk(ctx context.Context, b *store.Batch, results []openaib
 		s.parsed = a.Parsed
 		ok = append(ok, s)
 	}
-	// 1. Settle the requests. The filter (batch, attempt, unsettled state) makes this a compare-and-set:
-	// a second applier's writes match nothing.
-	var models []mongo.WriteModel
+	// 1. Settle the requests: compare-and-sets on (batch, attempt, unsettled state), so a second applier's
+	// writes match nothing.
+	settles := make([]store.AttemptSettle, 0, len(ok)+len(bad))
 	for _, s := range ok {
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(unsettled(b.ID, s.req)).SetUpdate(bson.M{
-			"$set": withUsage(bson.M{"state": store.StateSucceeded, "result": s.res.Content, "applied": false, "settled_at": now, "updated_at": now},
-				b.Model, s.req, s.res.Usage),
-		}))
+		settles = append(settles, store.AttemptSettle{Request: s.req, To: store.StateSucceeded, Result: s.res.Content,
+			Usage: s.res.Usage, CostUSD: pricing.Batch(b.Model, s.res.Usage)})
 	}
 	for _, s := range bad {
-		st := store.StatePending
-		set := bson.M{"state": st, "last_error": s.reason, "updated_at": now}
+		to := store.StatePending
 		if b.CancelAsked {
 			// The user cancelled the batch: what did not succeed in it is cancelled, not sent again.
-			set["state"] = store.StateCancelled
-			set["settled_at"] = now
+			to = store.StateCancelled
 			counts.Dead++
 		} else if s.req.Attempts >= d.Config.MaxAttempts {
-			set["state"] = store.StateDead
-			set["settled_at"] = now
+			to = store.StateDead
 			counts.Dead++
 		} else {
 			counts.Retried++
 		}
-		upd := bson.M{"$set": withUsage(set, b.Model, s.req, s.res.Usage),
-			"$push": bson.M{"errors": store.AttemptError{Attempt: s.req.Attempts, BatchID: b.ID, Reason: s.reason, At: now}}}
-		if set["state"] == store.StatePending {
-			upd["$unset"] = bson.M{"batch_id": ""}
-		}
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(unsettled(b.ID, s.req)).SetUpdate(upd))
+		settles = append(settles, store.AttemptSettle{Request: s.req, To: to, Reason: s.reason,
+			Usage: s.res.Usage, CostUSD: pricing.Batch(b.Model, s.res.Usage)})
 	}
-	if len(models) > 0 {
-		if err := d.Store.BulkWrite(ctx, d.Store.Requests, models, false); err != nil {
-			return fmt.Errorf("error settling requests: %w", err)
-		}
+	if err := d.Store.SettleAttempts(ctx, b.ID, settles, now); err != nil {
+		return err
 	}
 	counts.Succeeded += len(ok)
 	// 2. Write Floridify documents for the successes (and for successes a dead applier settled but never wrote).
@@ -300,27 +277,10 @@ func (d *Deps) applyChunk(ctx context.Context, b *store.Batch, results []openaib
 		return err
 	}
 	// 3. Mark them applied.
-	if len(applied) > 0 {
-		if _, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"_id": bson.M{"$in": applied}, "state": store.StateSucceeded},
-			bson.M{"$set": bson.M{"applied": true, "applied_at": now}}); err != nil {
-			return fmt.Errorf("error marking requests applied: %w", err)
-		}
+	if _, err := d.Store.MarkApplied(ctx, applied, now); err != nil {
+		return err
 	}
 	return nil
-}
-
-func unsettled(batchID string, r *store.Request) bson.M {
-	return bson.M{"_id": r.ID, "batch_id": batchID, "attempts": r.Attempts,
-		"state": bson.M{"$in": bson.A{store.StateClaimed, store.StateSubmitted}}}
-}
-
-// withUsage adds this attempt's billed usage to the request's totals. The totals are computed here rather
-// than with $inc (FerretDB applies only the first of several dotted $inc paths); the compare-and-set filter
-// of the same update keeps a second applier from adding them twice.
-func withUsage(set bson.M, model string, r *store.Request, u store.Usage) bson.M {
-	set["usage"] = r.Usage.Add(u)
-	set["cost_usd"] = r.CostUSD + pricing.Batch(model, u)
-	return set
 }
 
 func applyInput(r *store.Request) synthesis.ApplyInput {
@@ -332,37 +292,25 @@ func applyInput(r *store.Request) synthesis.ApplyInput {
 func (d *Deps) settleLeftovers(ctx context.Context, b *store.Batch, reason string, countAttempt bool) (store.ApplyCounts, error) {
 	var c store.ApplyCounts
 	now := d.now()
-	in := bson.M{"batch_id": b.ID, "state": bson.M{"$in": bson.A{store.StateClaimed, store.StateSubmitted}}}
-	errEntry := store.AttemptError{BatchID: b.ID, Reason: reason, At: now}
 	if b.CancelAsked {
-		res, err := d.Store.UpdateMany(ctx, d.Store.Requests, in, bson.M{
-			"$set":  bson.M{"state": store.StateCancelled, "last_error": reason, "settled_at": now, "updated_at": now},
-			"$push": bson.M{"errors": errEntry}})
+		n, err := d.Store.CancelLeftovers(ctx, b.ID, reason, now)
 		if err != nil {
-			return c, fmt.Errorf("error cancelling leftover requests: %w", err)
+			return c, err
 		}
-		c.Dead += int(res.ModifiedCount)
+		c.Dead += int(n)
 		return c, nil
 	}
 	if countAttempt {
-		dead := bson.M{"batch_id": b.ID, "state": in["state"], "attempts": bson.M{"$gte": d.Config.MaxAttempts}}
-		res, err := d.Store.UpdateMany(ctx, d.Store.Requests, dead, bson.M{
-			"$set":  bson.M{"state": store.StateDead, "last_error": reason, "settled_at": now, "updated_at": now},
-			"$push": bson.M{"errors": errEntry}})
+		n, err := d.Store.SettleDeadLeftovers(ctx, b.ID, d.Config.MaxAttempts, reason, now)
 		if err != nil {
-			return c, fmt.Errorf("error settling dead requests: %w", err)
+			return c, err
 		}
-		c.Dead = int(res.ModifiedCount)
+		c.Dead = int(n)
 	}
-	upd := bson.M{"$set": bson.M{"state": store.StatePending, "last_error": reason, "updated_at": now},
-		"$unset": bson.M{"batch_id": ""}, "$push": bson.M{"errors": errEntry}}
-	if !countAttempt {
-		upd["$inc"] = bson.M{"attempts": -1}
-	}
-	res, err := d.Store.UpdateMany(ctx, d.Store.Requests, in, upd)
+	n, err := d.Store.ReleaseLeftovers(ctx, b.ID, reason, !countAttempt, now)
 	if err != nil {
-		return c, fmt.Errorf("error releasing requests: %w", err)
+		return c, err
 	}
-	c.Retried = int(res.ModifiedCount)
+	c.Retried = int(n)
 	return c, nil
 }

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/floridify/batchsynth/internal/store"
 	"github.com/floridify/batchsynth/internal/synthesis"
 )
@@ -22,7 +19,7 @@ import (
 // chunkPlan is what expandChunk creates for one chunk of a job: the planned requests of each word, and the
 // answers the result cache holds for them.
 type chunkPlan struct {
-	words  map[bson.ObjectID]wordPlan
+	words  map[store.ObjectID]wordPlan
 	hits   map[string]cacheHit // body hash -> a succeeded request with that body
 	cached []string            // ids of requests created as cached
 	models map[string]bool     // models the chunk's requests go to
@@ -41,13 +38,13 @@ type cacheHit struct {
 // planChunk plans every word of a chunk: it loads the word-level state of the chunk's words (one query per
 // collection), plans each word with synthesis.Plan and looks all bodies up in the result cache (one query,
 // on the body_hash index).
-func (d *Deps) planChunk(ctx context.Context, job *store.Job, ids []bson.ObjectID, idWord map[bson.ObjectID]store.InputWord,
-	byWord map[bson.ObjectID][]store.Definition, inflight map[bson.ObjectID]map[string]bool) (*chunkPlan, error) {
+func (d *Deps) planChunk(ctx context.Context, job *store.Job, ids []store.ObjectID, idWord map[store.ObjectID]store.InputWord,
+	byWord map[store.ObjectID][]store.Definition, inflight map[store.ObjectID]map[string]bool) (*chunkPlan, error) {
 	states, err := LoadWordStates(ctx, d.Store, ids, job.Components)
 	if err != nil {
 		return nil, err
 	}
-	cp := &chunkPlan{words: map[bson.ObjectID]wordPlan{}, hits: map[string]cacheHit{}, models: map[string]bool{}}
+	cp := &chunkPlan{words: map[store.ObjectID]wordPlan{}, hits: map[string]cacheHit{}, models: map[string]bool{}}
 	var hashes []string
 	for _, id := range ids {
 		w := idWord[id]
@@ -62,15 +59,9 @@ func (d *Deps) planChunk(ctx context.Context, job *store.Job, ids []bson.ObjectI
 	if job.NoCache || job.Force || len(hashes) == 0 {
 		return cp, nil
 	}
-	cur, err := d.Store.Requests.Find(ctx, bson.M{
-		"body_hash": bson.M{"$in": hashes}, "state": store.StateSucceeded, "prompt_version": synthesis.PromptVersion,
-	}, options.Find().SetProjection(bson.M{"_id": 1, "body_hash": 1, "result": 1}))
+	found, err := d.Store.CachedAnswers(ctx, hashes, synthesis.PromptVersion)
 	if err != nil {
-		return nil, fmt.Errorf("error looking up cached results: %w", err)
-	}
-	var found []store.Request
-	if err := cur.All(ctx, &found); err != nil {
-		return nil, fmt.Errorf("error looking up cached results: %w", err)
+		return nil, err
 	}
 	for _, r := range found {
 		if r.Result != "" {
@@ -81,14 +72,14 @@ func (d *Deps) planChunk(ctx context.Context, job *store.Job, ids []bson.ObjectI
 }
 
 // of returns the planned requests of a word, or why it could not be planned.
-func (cp *chunkPlan) of(wordID bson.ObjectID) ([]synthesis.Planned, error) {
+func (cp *chunkPlan) of(wordID store.ObjectID) ([]synthesis.Planned, error) {
 	wp := cp.words[wordID]
 	return wp.planned, wp.err
 }
 
 // markCached turns the insert document of p into a settled, cached request when the cache holds its answer.
 // The document is inserted only if the request is new ($setOnInsert), so an existing request keeps its state.
-func (cp *chunkPlan) markCached(p synthesis.Planned, doc bson.M, now time.Time) {
+func (cp *chunkPlan) markCached(p synthesis.Planned, doc map[string]any, now time.Time) {
 	hit, ok := cp.hits[p.Rendered.Hash]
 	if !ok || hit.id == p.ID {
 		return
@@ -123,14 +114,9 @@ func (d *Deps) applyCached(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	cur, err := d.Store.Requests.Find(ctx, bson.M{"_id": bson.M{"$in": ids}, "state": store.StateSucceeded, "applied": false,
-		"cached_from": bson.M{"$exists": true}})
+	reqs, err := d.Store.UnappliedCached(ctx, ids)
 	if err != nil {
-		return fmt.Errorf("error loading cached requests: %w", err)
-	}
-	var reqs []store.Request
-	if err := cur.All(ctx, &reqs); err != nil {
-		return fmt.Errorf("error loading cached requests: %w", err)
+		return err
 	}
 	now := d.now()
 	w := synthesis.NewWrites(now)
@@ -143,11 +129,8 @@ func (d *Deps) applyCached(ctx context.Context, ids []string) error {
 		}
 		if err != nil {
 			// The stored answer no longer passes today's rules: send the request after all.
-			if _, uerr := d.Store.Requests.UpdateOne(ctx, bson.M{"_id": r.ID, "state": store.StateSucceeded, "applied": false}, bson.M{
-				"$set":   bson.M{"state": store.StatePending, "last_error": "cached answer of " + r.CachedFrom + " rejected: " + err.Error(), "updated_at": now},
-				"$unset": bson.M{"result": "", "cached_from": "", "settled_at": ""},
-			}); uerr != nil {
-				return fmt.Errorf("error releasing cached request %s: %w", r.ID, uerr)
+			if _, uerr := d.Store.RejectCachedAnswer(ctx, r.ID, "cached answer of "+r.CachedFrom+" rejected: "+err.Error(), now); uerr != nil {
+				return uerr
 			}
 			d.log().Warn("cached answer rejected; request will be sent", "request_id", r.ID, "cached_from", r.CachedFrom, "error", err)
 			continue
@@ -158,9 +141,8 @@ func (d *Deps) applyCached(ctx context.Context, ids []string) error {
 		return err
 	}
 	if len(applied) > 0 {
-		if _, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"_id": bson.M{"$in": applied}, "state": store.StateSucceeded},
-			bson.M{"$set": bson.M{"applied": true, "applied_at": now}}); err != nil {
-			return fmt.Errorf("error marking cached requests applied: %w", err)
+		if _, err := d.Store.MarkApplied(ctx, applied, now); err != nil {
+			return fmt.Errorf("cached requests: %w", err)
 		}
 		d.log().Debug("requests served from the result cache", "requests", len(applied))
 	}

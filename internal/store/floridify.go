@@ -1,9 +1,14 @@
 package store
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Floridify collection names.
@@ -161,4 +166,106 @@ type DictionaryEntry struct {
 	CreatedAt       time.Time       `bson:"created_at"`
 	UpdatedAt       time.Time       `bson:"updated_at"`
 	Version         int             `bson:"version"`
+}
+
+// WordEntryState is what word-level synthesis needs to know of a word as Floridify stores it.
+type WordEntryState struct {
+	// Entry is the word's DictionaryEntry with provider "synthesis" (its word_id, provider, pronunciation_id,
+	// fact_ids and etymology); nil when the word has none yet.
+	Entry *DictionaryEntry
+	// HasPronunciation: Entry.pronunciation_id names a pronunciations document that exists.
+	HasPronunciation bool
+	// Facts counts the facts documents Entry.fact_ids names that exist.
+	Facts int
+	// SourceEtymologies are other providers' etymology texts for the word.
+	SourceEtymologies []string
+}
+
+// WordEntryReads says which parts of a WordEntryState to read beyond the entry itself.
+type WordEntryReads struct {
+	Pronunciation, Facts, SourceEtymologies bool
+}
+
+// WordEntryStates reads the synthesis dictionary entries of the words and, as asked by what, whether the
+// documents those link exist and other providers' etymologies, with one query per collection for all of
+// them. A word with nothing stored is absent from the map.
+func (s *Store) WordEntryStates(ctx context.Context, wordIDs []ObjectID, what WordEntryReads) (map[ObjectID]WordEntryState, error) {
+	out := map[ObjectID]WordEntryState{}
+	if len(wordIDs) == 0 {
+		return out, nil
+	}
+	cur, err := s.Entries.Find(ctx, bson.M{"word_id": bson.M{"$in": wordIDs}}, options.Find().SetProjection(bson.M{
+		"word_id": 1, "provider": 1, "pronunciation_id": 1, "fact_ids": 1, "etymology": 1}))
+	if err != nil {
+		return nil, fmt.Errorf("error loading dictionary entries: %w", err)
+	}
+	var entries []DictionaryEntry
+	if err := cur.All(ctx, &entries); err != nil {
+		return nil, fmt.Errorf("error loading dictionary entries: %w", err)
+	}
+	var pronIDs, factIDs []ObjectID
+	for i := range entries {
+		e := &entries[i]
+		st := out[e.WordID]
+		if e.Provider == ProviderSynthesis {
+			if st.Entry == nil {
+				st.Entry = e
+				if e.PronunciationID != nil {
+					pronIDs = append(pronIDs, *e.PronunciationID)
+				}
+				factIDs = append(factIDs, e.FactIDs...)
+			}
+		} else if what.SourceEtymologies && e.Etymology != nil && strings.TrimSpace(e.Etymology.Text) != "" {
+			st.SourceEtymologies = append(st.SourceEtymologies, e.Etymology.Text)
+		}
+		out[e.WordID] = st
+	}
+	exists := func(c *mongo.Collection, ids []ObjectID) (map[ObjectID]bool, error) {
+		found := map[ObjectID]bool{}
+		if len(ids) == 0 {
+			return found, nil
+		}
+		cur, err := c.Find(ctx, bson.M{"_id": bson.M{"$in": ids}}, options.Find().SetProjection(bson.M{"_id": 1}))
+		if err != nil {
+			return nil, fmt.Errorf("error loading %s: %w", c.Name(), err)
+		}
+		var rows []struct {
+			ID ObjectID `bson:"_id"`
+		}
+		if err := cur.All(ctx, &rows); err != nil {
+			return nil, fmt.Errorf("error loading %s: %w", c.Name(), err)
+		}
+		for _, r := range rows {
+			found[r.ID] = true
+		}
+		return found, nil
+	}
+	if what.Pronunciation {
+		found, err := exists(s.Pronunciations, pronIDs)
+		if err != nil {
+			return nil, err
+		}
+		for id, st := range out {
+			st.HasPronunciation = st.Entry != nil && st.Entry.PronunciationID != nil && found[*st.Entry.PronunciationID]
+			out[id] = st
+		}
+	}
+	if what.Facts {
+		found, err := exists(s.Facts, factIDs)
+		if err != nil {
+			return nil, err
+		}
+		for id, st := range out {
+			st.Facts = 0
+			if st.Entry != nil {
+				for _, f := range st.Entry.FactIDs {
+					if found[f] {
+						st.Facts++
+					}
+				}
+			}
+			out[id] = st
+		}
+	}
+	return out, nil
 }

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
 	"github.com/floridify/batchsynth/internal/store"
 )
 
@@ -103,7 +100,8 @@ func Decode(kind, word string, nDefs int, compNames []string, content string) (*
 	return p, nil
 }
 
-// Writes accumulates the MongoDB writes of applied requests, to be sent as a few bulk writes.
+// Writes accumulates the Floridify writes of applied requests, as typed values: store.WriteFloridify sends
+// them as a few bulk writes.
 type Writes struct {
 	Now time.Time
 
@@ -111,47 +109,29 @@ type Writes struct {
 	reqID string
 	model string
 
-	defOrder   []bson.ObjectID
-	defSets    map[bson.ObjectID]bson.M
-	defAddEx   map[bson.ObjectID][]bson.ObjectID
-	examples   []mongo.WriteModel
-	forceExDef map[bson.ObjectID][]bson.ObjectID
-
-	// word level: the synthesis dictionary entry of each word, and the documents it links
-	entryOrder     []bson.ObjectID
-	entrySets      map[bson.ObjectID]bson.M
-	entryFacts     map[bson.ObjectID][]bson.ObjectID
-	pronunciations []mongo.WriteModel
-	facts          []mongo.WriteModel
-	forced         map[bson.ObjectID]*ForcedWord
+	out     store.FloridifyWrites
+	defs    map[store.ObjectID]*store.DefinitionWrite
+	entries map[store.ObjectID]*store.EntryWrite
 
 	Requests int
 }
 
-// ForcedWord is what forced requests regenerated of a word's linked documents. The documents the entry
-// linked before are to be removed by the caller, which reads the entry first (see ForcedWords).
-type ForcedWord struct {
-	// Pronunciation is the new pronunciation's id, when pronunciation was regenerated.
-	Pronunciation *bson.ObjectID
-	// Facts are the new facts' ids, when facts were regenerated (FactsForced).
-	Facts       []bson.ObjectID
-	FactsForced bool
-}
-
 // NewWrites starts an empty set of writes stamped with now.
 func NewWrites(now time.Time) *Writes {
-	return &Writes{Now: now, defSets: map[bson.ObjectID]bson.M{}, defAddEx: map[bson.ObjectID][]bson.ObjectID{},
-		forceExDef: map[bson.ObjectID][]bson.ObjectID{}, entrySets: map[bson.ObjectID]bson.M{},
-		entryFacts: map[bson.ObjectID][]bson.ObjectID{}, forced: map[bson.ObjectID]*ForcedWord{}}
+	return &Writes{Now: now, out: store.FloridifyWrites{Now: now},
+		defs: map[store.ObjectID]*store.DefinitionWrite{}, entries: map[store.ObjectID]*store.EntryWrite{}}
 }
+
+// Floridify returns the accumulated writes, for store.WriteFloridify.
+func (w *Writes) Floridify() *store.FloridifyWrites { return &w.out }
 
 // ApplyInput is the part of a request that applying needs.
 type ApplyInput struct {
 	RequestID     string
 	Model         string
 	Force         bool
-	WordID        bson.ObjectID
-	DefinitionIDs []bson.ObjectID
+	WordID        store.ObjectID
+	DefinitionIDs []store.ObjectID
 }
 
 // Add records the writes of one request's parsed answer. Writes are keyed by request id (deterministic
@@ -169,10 +149,14 @@ func (w *Writes) Add(in ApplyInput, p *Parsed) error {
 		def := DefRef{ID: in.DefinitionIDs[i]}
 		for _, name := range sortedKeys(vals) {
 			c := byName[name]
-			before := len(w.defAddEx[def.ID])
+			before := 0
+			if d := w.defs[def.ID]; d != nil {
+				before = len(d.AddExamples)
+			}
 			c.ApplyDef(vals[name], def, w)
 			if in.Force && name == "examples" {
-				w.forceExDef[def.ID] = append(w.forceExDef[def.ID], w.defAddEx[def.ID][before:]...)
+				d := w.def(def.ID)
+				d.KeepExamples = store.SetTo(append(d.KeepExamples.Value, d.AddExamples[before:]...))
 			}
 		}
 	}
@@ -190,16 +174,15 @@ func sortedKeys(m map[string]any) []string {
 	return sortComponents(names)
 }
 
-func (w *Writes) touchDef(id bson.ObjectID) {
-	if _, ok := w.defSets[id]; !ok {
-		w.defSets[id] = bson.M{}
-		w.defOrder = append(w.defOrder, id)
+// def returns the update of definition id, starting it the first time.
+func (w *Writes) def(id store.ObjectID) *store.DefinitionWrite {
+	d := w.defs[id]
+	if d == nil {
+		d = &store.DefinitionWrite{ID: id}
+		w.defs[id] = d
+		w.out.Definitions = append(w.out.Definitions, d)
 	}
-}
-
-func (w *Writes) setDef(id bson.ObjectID, field string, v any) {
-	w.touchDef(id)
-	w.defSets[id][field] = v
+	return d
 }
 
 func (w *Writes) modelInfo() *store.ModelInfo {
@@ -208,178 +191,84 @@ func (w *Writes) modelInfo() *store.ModelInfo {
 
 // docID derives a document _id from its kind, the request and its place in the answer, so a re-run upserts
 // the same document.
-func docID(kind, requestID string, owner bson.ObjectID, i int) bson.ObjectID {
+func docID(kind, requestID string, owner store.ObjectID, i int) store.ObjectID {
 	h := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%s|%d", kind, requestID, owner.Hex(), i)))
-	var id bson.ObjectID
+	var id store.ObjectID
 	copy(id[:], h[:12])
 	return id
 }
 
 // ExampleID derives an example's _id from the request and position, so a re-run upserts the same document.
-func ExampleID(requestID string, defID bson.ObjectID, i int) bson.ObjectID {
+func ExampleID(requestID string, defID store.ObjectID, i int) store.ObjectID {
 	return docID("example", requestID, defID, i)
 }
 
 // PronunciationID derives the _id of the pronunciation a request creates for a word.
-func PronunciationID(requestID string, wordID bson.ObjectID) bson.ObjectID {
+func PronunciationID(requestID string, wordID store.ObjectID) store.ObjectID {
 	return docID("pronunciation", requestID, wordID, 0)
 }
 
 // FactID derives the _id of the i-th fact a request creates for a word.
-func FactID(requestID string, wordID bson.ObjectID, i int) bson.ObjectID {
+func FactID(requestID string, wordID store.ObjectID, i int) store.ObjectID {
 	return docID("fact", requestID, wordID, i)
 }
 
-func (w *Writes) addExamples(def bson.ObjectID, texts []string) {
-	w.touchDef(def)
+func (w *Writes) addExamples(def store.ObjectID, texts []string) {
+	d := w.def(def)
 	for i, text := range texts {
 		id := ExampleID(w.reqID, def, i)
-		w.defAddEx[def] = append(w.defAddEx[def], id)
-		doc := store.Example{
+		d.AddExamples = append(d.AddExamples, id)
+		w.out.Examples = append(w.out.Examples, store.Example{
 			ID: id, DefinitionID: def, Text: text, Type: "generated", ModelInfo: w.modelInfo(),
 			CreatedAt: w.Now, UpdatedAt: w.Now, Version: 1,
-		}
-		w.examples = append(w.examples, mongo.NewInsertOneModel().SetDocument(doc))
+		})
 	}
 }
 
-func (w *Writes) touchEntry(word bson.ObjectID) {
-	if _, ok := w.entrySets[word]; !ok {
-		w.entrySets[word] = bson.M{}
-		w.entryOrder = append(w.entryOrder, word)
+// entry returns the upsert of word's synthesis entry, starting it the first time.
+func (w *Writes) entry(word store.ObjectID) *store.EntryWrite {
+	e := w.entries[word]
+	if e == nil {
+		e = &store.EntryWrite{WordID: word}
+		w.entries[word] = e
+		w.out.Entries = append(w.out.Entries, e)
 	}
-}
-
-func (w *Writes) forcedWord(word bson.ObjectID) *ForcedWord {
-	f := w.forced[word]
-	if f == nil {
-		f = &ForcedWord{}
-		w.forced[word] = f
-	}
-	return f
+	return e
 }
 
 func (w *Writes) setPronunciation(in ApplyInput, v pronunciationValue) {
 	id := PronunciationID(in.RequestID, in.WordID)
-	doc := store.Pronunciation{
-		ID: id, WordID: in.WordID, Phonetic: v.Phonetic, IPA: v.IPA, AudioFileIDs: []bson.ObjectID{},
+	w.out.Pronunciations = append(w.out.Pronunciations, store.Pronunciation{
+		ID: id, WordID: in.WordID, Phonetic: v.Phonetic, IPA: v.IPA, AudioFileIDs: []store.ObjectID{},
 		Syllables: []string{}, ModelInfo: w.modelInfo(), CreatedAt: w.Now, UpdatedAt: w.Now, Version: 1,
-	}
-	w.pronunciations = append(w.pronunciations, mongo.NewInsertOneModel().SetDocument(doc))
-	w.touchEntry(in.WordID)
-	w.entrySets[in.WordID]["pronunciation_id"] = id
+	})
+	e := w.entry(in.WordID)
+	e.PronunciationID = store.SetTo(id)
 	if in.Force {
-		w.forcedWord(in.WordID).Pronunciation = &id
+		e.ForcedPronunciation = &id
 	}
 }
 
-func (w *Writes) setEtymology(in ApplyInput, e store.Etymology) {
-	e.ModelInfo = w.modelInfo()
-	w.touchEntry(in.WordID)
-	w.entrySets[in.WordID]["etymology"] = e
+func (w *Writes) setEtymology(in ApplyInput, et store.Etymology) {
+	et.ModelInfo = w.modelInfo()
+	w.entry(in.WordID).Etymology = store.SetTo(et)
 }
 
 func (w *Writes) addFacts(in ApplyInput, facts []factValue) {
-	w.touchEntry(in.WordID)
-	ids := make([]bson.ObjectID, len(facts))
+	e := w.entry(in.WordID)
+	ids := make([]store.ObjectID, len(facts))
 	for i, f := range facts {
 		id := FactID(in.RequestID, in.WordID, i)
 		ids[i] = id
-		doc := store.Fact{ID: id, WordID: in.WordID, Content: f.Content, Category: f.Category, ModelInfo: w.modelInfo(),
-			CreatedAt: w.Now, UpdatedAt: w.Now, Version: 1}
-		w.facts = append(w.facts, mongo.NewInsertOneModel().SetDocument(doc))
+		w.out.Facts = append(w.out.Facts, store.Fact{ID: id, WordID: in.WordID, Content: f.Content, Category: f.Category,
+			ModelInfo: w.modelInfo(), CreatedAt: w.Now, UpdatedAt: w.Now, Version: 1})
 	}
 	if in.Force {
-		f := w.forcedWord(in.WordID)
-		f.Facts, f.FactsForced = ids, true
+		e.ForcedFacts = store.SetTo(ids)
 		return
 	}
-	w.entryFacts[in.WordID] = append(w.entryFacts[in.WordID], ids...)
-}
-
-// ForcedExamples lists, per definition, the examples a forced request keeps; older generated examples of
-// those definitions are to be removed (literature examples stay).
-func (w *Writes) ForcedExamples() map[bson.ObjectID][]bson.ObjectID { return w.forceExDef }
-
-// ForcedWords lists, per word, the pronunciation and facts forced requests regenerated: the caller removes
-// the ones the synthesis entry linked before.
-func (w *Writes) ForcedWords() map[bson.ObjectID]ForcedWord {
-	out := make(map[bson.ObjectID]ForcedWord, len(w.forced))
-	for k, v := range w.forced {
-		out[k] = *v
-	}
-	return out
-}
-
-// DefinitionModels returns one update per touched definition.
-func (w *Writes) DefinitionModels() []mongo.WriteModel {
-	out := make([]mongo.WriteModel, 0, len(w.defOrder))
-	for _, id := range w.defOrder {
-		set := bson.M{"updated_at": w.Now}
-		for k, v := range w.defSets[id] {
-			set[k] = v
-		}
-		upd := bson.M{"$set": set}
-		if ex := w.defAddEx[id]; len(ex) > 0 {
-			upd["$addToSet"] = bson.M{"example_ids": bson.M{"$each": ex}}
-		}
-		out = append(out, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": id}).SetUpdate(upd))
-	}
-	return out
-}
-
-// ExampleModels returns the example upserts.
-func (w *Writes) ExampleModels() []mongo.WriteModel { return w.examples }
-
-// PronunciationModels and FactModels return the upserts of word-level documents; send them before the
-// entries that link them.
-func (w *Writes) PronunciationModels() []mongo.WriteModel { return w.pronunciations }
-func (w *Writes) FactModels() []mongo.WriteModel          { return w.facts }
-
-// EntryWords lists the words whose synthesis entry is written.
-func (w *Writes) EntryWords() []bson.ObjectID { return w.entryOrder }
-
-// EntryModels returns one upsert per word of its DictionaryEntry with provider "synthesis", matched by word
-// and provider (one entry per word and provider, whoever created it). A new entry gets Floridify's defaults
-// and languages from langs (the word's; "en" when unknown).
-func (w *Writes) EntryModels(langs map[bson.ObjectID][]string) []mongo.WriteModel {
-	out := make([]mongo.WriteModel, 0, len(w.entryOrder))
-	for _, word := range w.entryOrder {
-		set := bson.M{"updated_at": w.Now}
-		for k, v := range w.entrySets[word] {
-			set[k] = v
-		}
-		upd := bson.M{}
-		if f := w.forced[word]; f != nil && f.FactsForced {
-			set["fact_ids"] = f.Facts
-		} else if ids := w.entryFacts[word]; len(ids) > 0 {
-			upd["$addToSet"] = bson.M{"fact_ids": bson.M{"$each": ids}}
-		}
-		upd["$set"] = set
-		lang := langs[word]
-		if len(lang) == 0 {
-			lang = []string{"en"}
-		}
-		onInsert := bson.M{
-			"_id": store.EntryID(word), "definition_ids": bson.A{}, "pronunciation_id": nil, "fact_ids": bson.A{},
-			"image_ids": bson.A{}, "languages": lang, "etymology": nil, "phrases": bson.A{}, "source_entries": bson.A{},
-			"model_info": nil, "created_at": w.Now, "version": 1,
-		}
-		// A path may appear in one operator only.
-		for k := range set {
-			delete(onInsert, k)
-		}
-		if _, ok := upd["$addToSet"]; ok {
-			delete(onInsert, "fact_ids")
-		}
-		upd["$setOnInsert"] = onInsert
-		out = append(out, mongo.NewUpdateOneModel().
-			SetFilter(bson.M{"word_id": word, "provider": store.ProviderSynthesis}).SetUpdate(upd).SetUpsert(true))
-	}
-	return out
+	e.AddFacts = append(e.AddFacts, ids...)
 }
 
 // Empty reports whether nothing is to be written.
-func (w *Writes) Empty() bool {
-	return len(w.defOrder) == 0 && len(w.examples) == 0 && len(w.entryOrder) == 0
-}
+func (w *Writes) Empty() bool { return w.out.Empty() }

@@ -179,7 +179,7 @@ var catalog = []*Component{
 			}
 			return xs, nil
 		},
-		ApplyDef:     func(v any, def DefRef, w *Writes) { w.setDef(def.ID, "synonyms", v.([]string)) },
+		ApplyDef:     func(v any, def DefRef, w *Writes) { w.def(def.ID).Synonyms = store.SetTo(v.([]string)) },
 		OutputTokens: func(c Counts) int { return 1 + 3*c.Synonyms },
 	},
 	{
@@ -214,7 +214,7 @@ var catalog = []*Component{
 			}
 			return xs, nil
 		},
-		ApplyDef: func(v any, def DefRef, w *Writes) { w.setDef(def.ID, "antonyms", v.([]string)) },
+		ApplyDef: func(v any, def DefRef, w *Writes) { w.def(def.ID).Antonyms = store.SetTo(v.([]string)) },
 		// Many senses have fewer true opposites than asked: about two thirds of N on average.
 		OutputTokens: func(c Counts) int { return 1 + 2*c.Antonyms },
 	},
@@ -234,7 +234,7 @@ var catalog = []*Component{
 			}
 			return x, nil
 		},
-		ApplyDef:     func(v any, def DefRef, w *Writes) { w.setDef(def.ID, "cefr_level", v.(string)) },
+		ApplyDef:     func(v any, def DefRef, w *Writes) { w.def(def.ID).CEFRLevel = store.SetTo(v.(string)) },
 		OutputTokens: func(Counts) int { return 3 },
 	},
 	{
@@ -253,7 +253,7 @@ var catalog = []*Component{
 			}
 			return b, nil
 		},
-		ApplyDef:     func(v any, def DefRef, w *Writes) { w.setDef(def.ID, "frequency_band", v.(int)) },
+		ApplyDef:     func(v any, def DefRef, w *Writes) { w.def(def.ID).FrequencyBand = store.SetTo(v.(int)) },
 		OutputTokens: func(Counts) int { return 1 },
 	},
 	{
@@ -272,7 +272,7 @@ var catalog = []*Component{
 			}
 			return r, nil
 		},
-		ApplyDef:     func(v any, def DefRef, w *Writes) { w.setDef(def.ID, "language_register", v.(string)) },
+		ApplyDef:     func(v any, def DefRef, w *Writes) { w.def(def.ID).LanguageRegister = store.SetTo(v.(string)) },
 		OutputTokens: func(Counts) int { return 3 },
 	},
 	{
@@ -294,7 +294,7 @@ var catalog = []*Component{
 			}
 			return optional(d), nil
 		},
-		ApplyDef: func(v any, def DefRef, w *Writes) { w.setDef(def.ID, "domain", v.(*string)) },
+		ApplyDef: func(v any, def DefRef, w *Writes) { w.def(def.ID).Domain = store.SetTo(v.(*string)) },
 		// null (1 token) for most senses, a name (3) for specialised ones.
 		OutputTokens: func(Counts) int { return 2 },
 	},
@@ -330,7 +330,9 @@ var catalog = []*Component{
 			}
 			return out[:min(len(out), 10)], nil
 		},
-		ApplyDef:     func(v any, def DefRef, w *Writes) { w.setDef(def.ID, "grammar_patterns", v.([]store.GrammarPat)) },
+		ApplyDef: func(v any, def DefRef, w *Writes) {
+			w.def(def.ID).GrammarPatterns = store.SetTo(v.([]store.GrammarPat))
+		},
 		OutputTokens: func(c Counts) int { return 1 + 16*c.GrammarPatterns },
 	},
 	{
@@ -369,7 +371,7 @@ var catalog = []*Component{
 			}
 			return out[:min(len(out), 10)], nil
 		},
-		ApplyDef:     func(v any, def DefRef, w *Writes) { w.setDef(def.ID, "collocations", v.([]store.Collocation)) },
+		ApplyDef:     func(v any, def DefRef, w *Writes) { w.def(def.ID).Collocations = store.SetTo(v.([]store.Collocation)) },
 		OutputTokens: func(c Counts) int { return 1 + 17*c.Collocations },
 	},
 	{
@@ -403,7 +405,7 @@ var catalog = []*Component{
 			}
 			return out[:min(len(out), 5)], nil
 		},
-		ApplyDef: func(v any, def DefRef, w *Writes) { w.setDef(def.ID, "usage_notes", v.([]store.UsageNote)) },
+		ApplyDef: func(v any, def DefRef, w *Writes) { w.def(def.ID).UsageNotes = store.SetTo(v.([]store.UsageNote)) },
 		// A note of about 15 words with its type.
 		OutputTokens: func(c Counts) int { return 1 + 26*c.UsageNotes },
 	},
@@ -427,7 +429,7 @@ var catalog = []*Component{
 			}
 			return &r, nil
 		},
-		ApplyDef: func(v any, def DefRef, w *Writes) { w.setDef(def.ID, "region", v.(*string)) },
+		ApplyDef: func(v any, def DefRef, w *Writes) { w.def(def.ID).Region = store.SetTo(v.(*string)) },
 		// null (1 token) for most senses, a code (3) for regional ones.
 		OutputTokens: func(Counts) int { return 2 },
 	},
@@ -467,7 +469,7 @@ var catalog = []*Component{
 			}
 			return out[:min(len(out), 10)], nil
 		},
-		ApplyDef: func(v any, def DefRef, w *Writes) { w.setDef(def.ID, "word_forms", v.([]store.WordForm)) },
+		ApplyDef: func(v any, def DefRef, w *Writes) { w.def(def.ID).WordForms = store.SetTo(v.([]store.WordForm)) },
 		// One form for a noun (11 tokens), three for a verb (33).
 		OutputTokens: func(Counts) int { return 20 },
 	},

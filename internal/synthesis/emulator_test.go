@@ -74,10 +74,11 @@ func TestEmulatorAnswersEveryComponent(t *testing.T) {
 			if len(seen) != len(synthesis.Names()) {
 				t.Fatalf("%s %s: answered %d components of %d", model, mode, len(seen), len(synthesis.Names()))
 			}
-			if n := len(writes.DefinitionModels()); n != 2 {
+			f := writes.Floridify()
+			if n := len(f.Definitions); n != 2 {
 				t.Fatalf("%s %s: %d definition updates, want 2", model, mode, n)
 			}
-			if len(writes.EntryModels(nil)) != 1 || len(writes.PronunciationModels()) != 1 || len(writes.FactModels()) == 0 {
+			if len(f.Entries) != 1 || len(f.Pronunciations) != 1 || len(f.Facts) == 0 {
 				t.Fatalf("%s %s: word-level writes missing", model, mode)
 			}
 		}
