@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/floridify/batchsynth/internal/store"
 	"github.com/floridify/batchsynth/internal/synthesis"
@@ -75,20 +74,6 @@ func (d *Deps) planChunk(ctx context.Context, job *store.Job, ids []store.Object
 func (cp *chunkPlan) of(wordID store.ObjectID) ([]synthesis.Planned, error) {
 	wp := cp.words[wordID]
 	return wp.planned, wp.err
-}
-
-// markCached turns the insert document of p into a settled, cached request when the cache holds its answer.
-// The document is inserted only if the request is new ($setOnInsert), so an existing request keeps its state.
-func (cp *chunkPlan) markCached(p synthesis.Planned, doc map[string]any, now time.Time) {
-	hit, ok := cp.hits[p.Rendered.Hash]
-	if !ok || hit.id == p.ID {
-		return
-	}
-	doc["state"] = store.StateSucceeded
-	doc["result"] = hit.result
-	doc["cached_from"] = hit.id
-	doc["settled_at"] = now
-	cp.cached = append(cp.cached, p.ID)
 }
 
 // settleChunk runs once the chunk's requests are written: it applies the requests created from the cache,
