@@ -159,15 +159,6 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	job, err := s.Deps.Store.Job(r.Context(), id)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if job.Status == store.JobDone {
-		writeError(w, http.StatusConflict, "job_finished", "id", "job "+id+" is done; nothing to cancel")
-		return
-	}
 	n, err := s.Deps.CancelJob(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, err)
@@ -221,21 +212,18 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request) {
+	if err := s.Deps.CancelBatch(r.Context(), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.changed()
+	// The answer names our id even when the caller gave OpenAI's.
 	b, err := s.Deps.Store.Batch(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if b.State != store.BatchSubmitted {
-		writeError(w, http.StatusConflict, "batch_not_cancellable", "id", "batch "+b.ID+" is "+string(b.State)+": only a submitted batch can be cancelled")
-		return
-	}
-	if err := s.Deps.CancelBatch(r.Context(), b.ID); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.changed()
-	s.Log.Info("batch cancel requested through the API", "batch_id", b.ID, "openai_batch_id", b.OpenAIBatchID)
+	s.Log.Info("batch cancel requested through the API", "batch_id", b.ID, "state", b.State, "openai_batch_id", b.OpenAIBatchID)
 	writeJSON(w, http.StatusAccepted, map[string]any{"batch_id": b.ID, "cancel_requested": true})
 }
 
