@@ -7,6 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // The moves a user's actions make (cancel a job or a batch, retry a job, submit one). The rules of when
@@ -105,4 +106,23 @@ func (s *Store) ReopenJob(ctx context.Context, jobID string, now time.Time) (boo
 		return false, fmt.Errorf("error reopening job %s: %w", jobID, err)
 	}
 	return res.ModifiedCount > 0, nil
+}
+
+// ListJobs returns the newest jobs, of one status unless status is empty, without their long lists (missing
+// words, input errors, expanded chunks): a listing shows counts, and those lists can hold thousands of entries.
+func (s *Store) ListJobs(ctx context.Context, status JobStatus, limit int64) ([]Job, error) {
+	filter := bson.M{}
+	if status != "" {
+		filter["status"] = status
+	}
+	cur, err := s.Jobs.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}}).SetLimit(limit).
+		SetProjection(bson.M{"words_missing": 0, "input_errors": 0, "expanded": 0}))
+	if err != nil {
+		return nil, fmt.Errorf("error listing jobs: %w", err)
+	}
+	jobs := []Job{}
+	if err := cur.All(ctx, &jobs); err != nil {
+		return nil, fmt.Errorf("error listing jobs: %w", err)
+	}
+	return jobs, nil
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/store"
@@ -135,22 +134,13 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, err)
 		return
 	}
-	filter := bson.M{}
-	if st := r.URL.Query().Get("status"); st != "" {
-		if !slices.Contains(store.JobStatuses, store.JobStatus(st)) {
-			writeError(w, http.StatusBadRequest, "invalid_field", "status", "want submitted, expanding, running, done or cancelled")
-			return
-		}
-		filter["status"] = st
-	}
-	cur, err := s.Deps.Store.Jobs.Find(r.Context(), filter, options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}}).SetLimit(limit).
-		SetProjection(bson.M{"words_missing": 0, "input_errors": 0, "expanded": 0}))
-	if err != nil {
-		s.fail(w, r, err)
+	st := store.JobStatus(r.URL.Query().Get("status"))
+	if st != "" && !slices.Contains(store.JobStatuses, st) {
+		writeError(w, http.StatusBadRequest, "invalid_field", "status", "want submitted, expanding, running, done or cancelled")
 		return
 	}
-	jobs := []store.Job{}
-	if err := cur.All(r.Context(), &jobs); err != nil {
+	jobs, err := s.Deps.Store.ListJobs(r.Context(), st, limit)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
