@@ -98,60 +98,6 @@ func printBatch(out io.Writer, b *pipeline.BatchStatus) {
 	}
 }
 
-func newCancelCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "cancel JOB|BATCH",
-		Short: "Cancel a job or batch: cancels at OpenAI, applies what completed, marks the rest cancelled",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := openFleet(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			id := args[0]
-			if n, err := f.Deps.CancelJob(cmd.Context(), id); err == nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "job %s cancelled (%d pending requests cancelled)\n", id, n)
-				return nil
-			} else if !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
-			if err := f.Deps.CancelBatch(cmd.Context(), id); err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return &exitError{code: 2, msg: fmt.Sprintf("no job or batch with id %q", id)}
-				}
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "batch %s: cancel requested\n", id)
-			return nil
-		},
-	}
-}
-
-func newRetryCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "retry JOB",
-		Short: "Resubmit a job's dead and cancelled requests",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := openFleet(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			n, err := f.Deps.RetryJob(cmd.Context(), args[0])
-			if errors.Is(err, store.ErrNotFound) {
-				return &exitError{code: 2, msg: fmt.Sprintf("no job with id %q", args[0])}
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "job %s: %d request(s) back to pending\n", args[0], n)
-			return nil
-		},
-	}
-}
-
 func newConfigCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "config",

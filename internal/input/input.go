@@ -157,7 +157,9 @@ func parseTextLine(line []byte) (store.InputWord, *store.InputError) {
 	return store.InputWord{Word: w}, nil
 }
 
-type jsonWord struct {
+// wordObject is one word as JSON gives it: a JSONL line, or an object in the API's "words". Pointers tell a
+// missing field from an empty one.
+type wordObject struct {
 	Word        *string `json:"word"`
 	Language    string  `json:"language"`
 	Definitions []struct {
@@ -166,17 +168,26 @@ type jsonWord struct {
 	} `json:"definitions"`
 }
 
+// Languages Floridify stores.
 var languages = map[string]bool{"en": true, "fr": true, "es": true, "de": true, "it": true}
 
 func parseJSONLine(line []byte) (store.InputWord, *store.InputError) {
-	if !utf8.Valid(line) {
+	return DecodeWord(line)
+}
+
+// DecodeWord decodes and validates one word object ({"word", "language", "definitions"}; unknown fields are
+// refused). It is the one check of a submitted word object, for a JSONL line and for the HTTP API's body alike:
+// the field its error names is relative to the object ("word", "definitions[0].text"), empty when the object
+// as a whole is malformed.
+func DecodeWord(raw []byte) (store.InputWord, *store.InputError) {
+	if !utf8.Valid(raw) {
 		return store.InputWord{}, &store.InputError{Message: "not valid UTF-8"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(line))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	var jw jsonWord
+	var jw wordObject
 	if err := dec.Decode(&jw); err != nil {
-		return store.InputWord{}, &store.InputError{Message: "malformed JSON: " + err.Error()}
+		return store.InputWord{}, &store.InputError{Message: "malformed JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
 	}
 	if dec.More() {
 		return store.InputWord{}, &store.InputError{Message: "more than one JSON value on the line"}

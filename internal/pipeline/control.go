@@ -5,41 +5,64 @@ import (
 	"errors"
 	"fmt"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/floridify/batchsynth/internal/store"
+	"github.com/floridify/batchsynth/internal/synthesis"
 )
 
 // CancelJob stops a job: its pending requests are cancelled, and batches that carry only its requests are
-// cancelled at OpenAI (what completed in them is still applied). Requests shared with other jobs go on.
+// cancelled at OpenAI (what completed in them is still applied). Requests shared with other jobs go on. A job
+// that is done or already cancelled is ErrJobFinished: cancelling it would relabel a finished job.
 func (d *Deps) CancelJob(ctx context.Context, jobID string) (int, error) {
+	unlock, err := d.lockJob(ctx, jobID)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	job, err := d.Store.Job(ctx, jobID)
 	if err != nil {
 		return 0, err
 	}
 	now := d.now()
-	if _, err := d.Store.Jobs.UpdateOne(ctx, bson.M{"_id": job.ID, "status": bson.M{"$ne": store.JobCancelled}},
-		bson.M{"$set": bson.M{"status": store.JobCancelled, "updated_at": now, "finished_at": now}}); err != nil {
-		return 0, fmt.Errorf("error cancelling job %s: %w", jobID, err)
+	for !job.Status.Finished() {
+		moved, err := d.Store.CancelJob(ctx, job.ID, now)
+		if err != nil {
+			return 0, err
+		}
+		if moved {
+			break
+		}
+		// It moved on meanwhile (expanded, or the sweep found it done): judge it again.
+		if job, err = d.Store.Job(ctx, jobID); err != nil {
+			return 0, err
+		}
+		if job.Status.Finished() {
+			return 0, fmt.Errorf("job %s is %s: %w", job.ID, job.Status, ErrJobFinished)
+		}
 	}
-	// Only requests no other job follows: {job_ids: [jobID]} matches the whole array.
-	res, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"job_ids": bson.A{jobID}, "state": store.StatePending},
-		bson.M{"$set": bson.M{"state": store.StateCancelled, "last_error": "job cancelled", "settled_at": now, "updated_at": now}})
+	if job.Status.Finished() {
+		if job.Status == store.JobCancelled {
+			// A cancel that died after moving the job left its pending requests behind; finishing it here
+			// keeps a repeated cancel from being the only way they would ever stop.
+			if _, err := d.Store.CancelPendingOfJob(ctx, job.ID, "job cancelled", now); err != nil {
+				return 0, err
+			}
+		}
+		return 0, fmt.Errorf("job %s is %s: %w", job.ID, job.Status, ErrJobFinished)
+	}
+	n, err := d.Store.CancelPendingOfJob(ctx, job.ID, "job cancelled", now)
 	if err != nil {
-		return 0, fmt.Errorf("error cancelling requests of %s: %w", jobID, err)
+		return 0, err
 	}
-	n := int(res.ModifiedCount)
-	batchIDs, err := store.DistinctStrings(ctx, d.Store.Requests, "batch_id", bson.M{"job_ids": jobID,
-		"state": bson.M{"$in": bson.A{store.StateClaimed, store.StateSubmitted}}})
+	batchIDs, err := d.Store.InFlightBatchesOfJob(ctx, job.ID)
 	if err != nil {
 		return n, err
 	}
 	for _, id := range batchIDs {
-		others, err := d.Store.Requests.CountDocuments(ctx, bson.M{"batch_id": id, "job_ids": bson.M{"$ne": jobID}})
+		others, err := d.Store.BatchServesOthers(ctx, id, job.ID)
 		if err != nil {
 			return n, err
 		}
-		if others > 0 {
+		if others {
 			continue
 		}
 		if err := d.CancelBatch(ctx, id); err != nil && !errors.Is(err, ErrNotCancellable) {
@@ -49,26 +72,22 @@ func (d *Deps) CancelJob(ctx context.Context, jobID string) (int, error) {
 	return n, nil
 }
 
-// ErrNotCancellable is returned for a batch that has already ended.
-var ErrNotCancellable = errors.New("the batch has ended; there is nothing left to cancel")
-
 // CancelBatch asks OpenAI to cancel a batch; the poller follows it to cancelled and the applier applies what
 // completed and marks the rest cancelled. A batch still being built is marked, and cancelled at OpenAI as
-// soon as it is created.
+// soon as it is created. A batch that has ended is ErrNotCancellable.
 func (d *Deps) CancelBatch(ctx context.Context, batchID string) error {
 	b, err := d.Store.Batch(ctx, batchID)
 	if err != nil {
 		return err
 	}
-	switch b.State {
-	case store.BatchSubmitted:
-	case store.BatchClaiming, store.BatchUploading, store.BatchUploaded, store.BatchCreating:
-		res, err := d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID, "state": bson.M{"$in": buildStates}},
-			bson.M{"$set": bson.M{"cancel_requested": true, "updated_at": d.now()}})
+	switch {
+	case b.State == store.BatchSubmitted:
+	case b.State.Building():
+		marked, err := d.Store.RequestBatchCancel(ctx, b.ID, store.BuildStates, d.now())
 		if err != nil {
-			return fmt.Errorf("error marking %s for cancellation: %w", b.ID, err)
+			return err
 		}
-		if res.MatchedCount == 0 {
+		if !marked {
 			return d.CancelBatch(ctx, batchID) // it moved on meanwhile
 		}
 		d.log().Info("batch marked for cancellation; it is cancelled at OpenAI once created", "batch_id", b.ID, "state", b.State)
@@ -76,8 +95,12 @@ func (d *Deps) CancelBatch(ctx context.Context, batchID string) error {
 	default:
 		return fmt.Errorf("batch %s is %s: %w", b.ID, b.State, ErrNotCancellable)
 	}
-	if _, err := d.Store.Batches.UpdateOne(ctx, bson.M{"_id": b.ID}, bson.M{"$set": bson.M{"cancel_requested": true, "updated_at": d.now()}}); err != nil {
-		return fmt.Errorf("error marking %s for cancellation: %w", b.ID, err)
+	marked, err := d.Store.RequestBatchCancel(ctx, b.ID, []store.BatchState{store.BatchSubmitted}, d.now())
+	if err != nil {
+		return err
+	}
+	if !marked {
+		return d.CancelBatch(ctx, batchID) // it ended meanwhile
 	}
 	ob, err := d.OpenAI.Cancel(ctx, b.OpenAIBatchID)
 	if err != nil {
@@ -89,24 +112,31 @@ func (d *Deps) CancelBatch(ctx context.Context, batchID string) error {
 	return d.recordStatus(ctx, b, ob)
 }
 
-// RetryJob puts a job's dead and cancelled requests back to pending with fresh attempts.
+// RetryJob puts a job's dead and cancelled requests back to pending with fresh attempts, and a done or
+// cancelled job back to running. With nothing to retry it changes nothing and returns 0.
 func (d *Deps) RetryJob(ctx context.Context, jobID string) (int, error) {
+	unlock, err := d.lockJob(ctx, jobID)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	job, err := d.Store.Job(ctx, jobID)
 	if err != nil {
 		return 0, err
 	}
 	now := d.now()
-	res, err := d.Store.UpdateMany(ctx, d.Store.Requests, bson.M{"job_ids": jobID, "state": bson.M{"$in": bson.A{store.StateDead, store.StateCancelled}}},
-		bson.M{"$set": bson.M{"state": store.StatePending, "attempts": 0, "updated_at": now}, "$unset": bson.M{"batch_id": "", "settled_at": ""}})
-	if err != nil {
-		return 0, fmt.Errorf("error retrying requests of %s: %w", jobID, err)
-	}
-	if res.ModifiedCount == 0 {
-		return 0, nil
-	}
-	if _, err := d.Store.Jobs.UpdateOne(ctx, bson.M{"_id": jobID, "status": bson.M{"$in": bson.A{store.JobDone, store.JobCancelled}}},
-		bson.M{"$set": bson.M{"status": store.JobRunning, "updated_at": now}, "$unset": bson.M{"finished_at": ""}}); err != nil {
+	n, err := d.Store.RetryRequestsOfJob(ctx, job.ID, now)
+	if err != nil || n == 0 {
 		return 0, err
 	}
-	return int(res.ModifiedCount), d.triggerBuild(job.Model, true)
+	if _, err := d.Store.ReopenJob(ctx, job.ID, now); err != nil {
+		return 0, err
+	}
+	// A job on "auto" has requests of each of its tiers' models, and builds are per model.
+	for _, m := range synthesis.Models(job.Model, job.Components) {
+		if err := d.triggerBuild(m, true); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -30,7 +30,7 @@ func (s *Store) RecentJobs(ctx context.Context, f JobFilter, limit int64) ([]Job
 	if err != nil {
 		return nil, fmt.Errorf("error listing jobs: %w", err)
 	}
-	var out []Job
+	out := []Job{} // an empty list, not null, in JSON
 	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("error listing jobs: %w", err)
 	}

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/store"
@@ -135,22 +133,13 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, err)
 		return
 	}
-	filter := bson.M{}
-	if st := r.URL.Query().Get("status"); st != "" {
-		if !slices.Contains(store.JobStatuses, store.JobStatus(st)) {
-			writeError(w, http.StatusBadRequest, "invalid_field", "status", "want submitted, expanding, running, done or cancelled")
-			return
-		}
-		filter["status"] = st
-	}
-	cur, err := s.Deps.Store.Jobs.Find(r.Context(), filter, options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}}).SetLimit(limit).
-		SetProjection(bson.M{"words_missing": 0, "input_errors": 0, "expanded": 0}))
-	if err != nil {
-		s.fail(w, r, err)
+	st := store.JobStatus(r.URL.Query().Get("status"))
+	if st != "" && !slices.Contains(store.JobStatuses, st) {
+		writeError(w, http.StatusBadRequest, "invalid_field", "status", "want submitted, expanding, running, done or cancelled")
 		return
 	}
-	jobs := []store.Job{}
-	if err := cur.All(r.Context(), &jobs); err != nil {
+	jobs, err := s.Deps.Store.RecentJobs(r.Context(), store.JobFilter{Status: st, Brief: true}, limit)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -159,15 +148,6 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	job, err := s.Deps.Store.Job(r.Context(), id)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if job.Status == store.JobDone {
-		writeError(w, http.StatusConflict, "job_finished", "id", "job "+id+" is done; nothing to cancel")
-		return
-	}
 	n, err := s.Deps.CancelJob(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, err)
@@ -218,21 +198,18 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request) {
-	b, err := s.Deps.BatchStatus(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if b.State != store.BatchSubmitted {
-		writeError(w, http.StatusConflict, "batch_not_cancellable", "id", "batch "+b.ID+" is "+string(b.State)+": only a submitted batch can be cancelled")
-		return
-	}
-	if err := s.Deps.CancelBatch(r.Context(), b.ID); err != nil {
+	if err := s.Deps.CancelBatch(r.Context(), r.PathValue("id")); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.changed()
-	s.Log.Info("batch cancel requested through the API", "batch_id", b.ID, "openai_batch_id", b.OpenAIBatchID)
+	// The answer names our id even when the caller gave OpenAI's.
+	b, err := s.Deps.Store.Batch(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.Log.Info("batch cancel requested through the API", "batch_id", b.ID, "state", b.State, "openai_batch_id", b.OpenAIBatchID)
 	writeJSON(w, http.StatusAccepted, map[string]any{"batch_id": b.ID, "cancel_requested": true})
 }
 

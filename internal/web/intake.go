@@ -8,15 +8,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/floridify/batchsynth/internal/input"
 	"github.com/floridify/batchsynth/internal/pipeline"
-	"github.com/floridify/batchsynth/internal/pricing"
 	"github.com/floridify/batchsynth/internal/store"
 	"github.com/floridify/batchsynth/internal/synthesis"
 )
@@ -55,19 +52,6 @@ type jobBody struct {
 	Force      bool              `json:"force"`
 	Source     string            `json:"source"`
 }
-
-// wordBody is one word given as an object. Pointers tell a missing field from an empty one.
-type wordBody struct {
-	Word        *string `json:"word"`
-	Language    string  `json:"language"`
-	Definitions []struct {
-		PartOfSpeech *string `json:"part_of_speech"`
-		Text         *string `json:"text"`
-	} `json:"definitions"`
-}
-
-// Languages Floridify stores, as internal/input accepts them.
-var languages = map[string]bool{"en": true, "fr": true, "es": true, "de": true, "it": true}
 
 // readSubmission decodes a submission: a JSON body, or (for large lists from a shell) a plain-text or
 // JSONL body with the options in the query string. It does no database work: validation is per word in
@@ -160,26 +144,15 @@ func (s *Server) applyOptions(sub *pipeline.Submission, o jobBody) error {
 	if sub.Components, err = synthesis.ParseComponents(spec); err != nil {
 		return badField("components", "%v", err)
 	}
-	sub.Model = strings.TrimSpace(o.Model)
-	if sub.Model == "" {
-		sub.Model = s.Deps.Config.Model
-	}
-	if _, ok := pricing.Lookup(sub.Model); !ok {
-		return badField("model", "%q has no price in the price table (known: %s)", sub.Model, strings.Join(knownModels(), ", "))
-	}
-	sub.Mode = strings.TrimSpace(o.Mode)
-	if sub.Mode == "" {
-		sub.Mode = s.Deps.Config.Mode
-	}
-	if !slices.Contains(synthesis.Modes(), sub.Mode) {
-		return badField("mode", "%q is not a mode (want %s)", sub.Mode, strings.Join(synthesis.Modes(), ", "))
-	}
-	sub.Priority = strings.TrimSpace(o.Priority)
-	if sub.Priority == "" {
-		sub.Priority = pipeline.PriorityNormal
-	}
-	if !slices.Contains(pipeline.Priorities(), sub.Priority) {
-		return badField("priority", "%q is not a priority (want %s)", sub.Priority, strings.Join(pipeline.Priorities(), ", "))
+	sub.Model, sub.Mode, sub.Priority = o.Model, o.Mode, o.Priority
+	// The submit rule's own check, here so that a refused submission is answered before its Idempotency-Key
+	// is taken (and an estimate refuses what a submission would).
+	if err := s.Deps.CheckSubmission(sub); err != nil {
+		var ie *pipeline.InvalidInputError
+		if errors.As(err, &ie) {
+			return badField(ie.Field, "%s", ie.Message)
+		}
+		return err
 	}
 	sub.Source = strings.TrimSpace(o.Source)
 	if sub.Source == "" {
@@ -257,47 +230,16 @@ func parseWord(raw json.RawMessage, field string) (store.InputWord, *store.Input
 	if len(raw) == 0 || raw[0] != '{' {
 		return store.InputWord{}, &store.InputError{Field: field, Message: "want a headword string or an object {\"word\", \"language\", \"definitions\"}"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	var wb wordBody
-	if err := dec.Decode(&wb); err != nil {
-		return store.InputWord{}, &store.InputError{Field: field, Message: "malformed word object: " + strings.TrimPrefix(err.Error(), "json: ")}
-	}
-	if wb.Word == nil {
-		return store.InputWord{}, &store.InputError{Field: field + ".word", Message: "missing"}
-	}
-	w, err := input.ValidateWord(*wb.Word)
-	if err != nil {
-		return store.InputWord{}, &store.InputError{Field: field + ".word", Word: *wb.Word, Message: err.Error()}
-	}
-	out := store.InputWord{Word: w, Language: wb.Language}
-	if wb.Language != "" && !languages[wb.Language] {
-		return store.InputWord{}, &store.InputError{Field: field + ".language", Word: w, Message: fmt.Sprintf("%q is not one of en, fr, es, de, it", wb.Language)}
-	}
-	if len(wb.Definitions) > input.MaxDefinitions {
-		return store.InputWord{}, &store.InputError{Field: field + ".definitions", Word: w,
-			Message: fmt.Sprintf("%d definitions (at most %d)", len(wb.Definitions), input.MaxDefinitions)}
-	}
-	for j, d := range wb.Definitions {
-		df := field + ".definitions[" + strconv.Itoa(j) + "]"
-		if d.PartOfSpeech == nil || strings.TrimSpace(*d.PartOfSpeech) == "" {
-			return store.InputWord{}, &store.InputError{Field: df + ".part_of_speech", Word: w, Message: "missing or empty"}
+	w, ierr := input.DecodeWord(raw)
+	if ierr != nil {
+		if ierr.Field == "" {
+			ierr.Field = field
+		} else {
+			ierr.Field = field + "." + ierr.Field
 		}
-		if d.Text == nil || strings.TrimSpace(*d.Text) == "" {
-			return store.InputWord{}, &store.InputError{Field: df + ".text", Word: w, Message: "missing or empty"}
-		}
-		text := strings.TrimSpace(*d.Text)
-		if !utf8.ValidString(text) {
-			return store.InputWord{}, &store.InputError{Field: df + ".text", Word: w, Message: "not valid UTF-8"}
-		}
-		if n := utf8.RuneCountInString(text); n > input.MaxDefinitionLen {
-			return store.InputWord{}, &store.InputError{Field: df + ".text", Word: w, Message: fmt.Sprintf("%d characters (at most %d)", n, input.MaxDefinitionLen)}
-		}
-		out.Definitions = append(out.Definitions, store.InputDefinition{
-			PartOfSpeech: strings.ToLower(strings.TrimSpace(*d.PartOfSpeech)), Text: text,
-		})
+		return store.InputWord{}, ierr
 	}
-	return out, nil
+	return w, nil
 }
 
 // jsonError names the field of a JSON decoding error where encoding/json tells it.
@@ -329,13 +271,4 @@ func jsonError(err error) error {
 func tooLarge(limit int64) error {
 	return &fieldError{status: http.StatusRequestEntityTooLarge, code: "body_too_large", field: "body",
 		msg: fmt.Sprintf("the body is over %d bytes; split the submission", limit)}
-}
-
-func knownModels() []string {
-	out := make([]string, 0, len(pricing.Table))
-	for m := range pricing.Table {
-		out = append(out, m)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -27,7 +27,6 @@ import (
 
 	"github.com/floridify/batchsynth/internal/metrics"
 	"github.com/floridify/batchsynth/internal/pipeline"
-	"github.com/floridify/batchsynth/internal/store"
 )
 
 // Limits of the API.
@@ -276,11 +275,23 @@ func (s *Server) static() http.Handler {
 	})
 }
 
-// fail maps pipeline errors to API errors. Internal errors are logged with the request's ids and answered
-// without details: a driver message may quote a URI.
+// fail maps pipeline errors to API errors: the typed errors of the pipeline's rules map here and only here
+// (the dashboard's buttons show their message). Internal errors are logged with the request's ids and
+// answered without details: a driver message may quote a URI.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, store.ErrNotFound) {
+	var ie *pipeline.InvalidInputError
+	switch {
+	case errors.Is(err, pipeline.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "id", err.Error())
+		return
+	case errors.Is(err, pipeline.ErrJobFinished):
+		writeError(w, http.StatusConflict, "job_finished", "id", err.Error())
+		return
+	case errors.Is(err, pipeline.ErrNotCancellable):
+		writeError(w, http.StatusConflict, "batch_not_cancellable", "id", err.Error())
+		return
+	case errors.As(err, &ie):
+		writeError(w, http.StatusBadRequest, "invalid_field", ie.Field, ie.Message)
 		return
 	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
