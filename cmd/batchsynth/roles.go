@@ -15,7 +15,6 @@ import (
 
 	"github.com/floridify/batchsynth/internal/fleet"
 	"github.com/floridify/batchsynth/internal/metrics"
-	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/web"
 	"github.com/floridify/batchsynth/scheduler"
 )
@@ -46,12 +45,6 @@ func newWorkerCmd() *cobra.Command {
 		Use:   "worker",
 		Short: "Run a worker: the four asynq handlers (run as many as you like, on any hosts)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Checked before connecting: a typo should stop the process at start, not fall back to defaults.
-			imm, err := pipeline.ImmediateSettingsFromEnv(nil)
-			if err != nil {
-				return fmt.Errorf("configuration: %w", err)
-			}
-			pipeline.SetImmediateSettings(imm)
 			f, err := openFleet(cmd.Context())
 			if err != nil {
 				return err

@@ -6,14 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/floridify/batchsynth/internal/config"
 	"github.com/floridify/batchsynth/internal/openaibatch"
 	"github.com/floridify/batchsynth/internal/pricing"
 	"github.com/floridify/batchsynth/internal/store"
@@ -31,108 +30,43 @@ const (
 // Priorities lists the accepted priorities.
 func Priorities() []string { return []string{PriorityNormal, PriorityUrgent} }
 
-// Immediate-mode defaults. MaxWords is off by default: small submissions are cheap either way, and a
-// deployment chooses whether latency is worth twice the price.
-const (
-	ImmediateMaxWordsDefault    = 0
-	ImmediateConcurrencyDefault = 4
-	ImmediateRateDefault        = 5.0
-)
-
-// ImmediateSettings steer the immediate path. The limits are per process: a fleet of N workers sends up
-// to N times as many calls, which is what OpenAI's per-key rate limits must allow.
-type ImmediateSettings struct {
-	MaxWords    int     // a job of at most this many words goes immediate; 0: only urgent jobs do
-	Concurrency int     // chat completions in flight at once
-	PerSecond   float64 // chat completions started per second
-}
-
-// ImmediateSettingsFromEnv reads BATCHSYNTH_IMMEDIATE_MAX_WORDS, BATCHSYNTH_IMMEDIATE_CONCURRENCY and
-// BATCHSYNTH_IMMEDIATE_RATE (calls per second), each with its default.
-func ImmediateSettingsFromEnv(getenv func(string) string) (ImmediateSettings, error) {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	s := ImmediateSettings{MaxWords: ImmediateMaxWordsDefault, Concurrency: ImmediateConcurrencyDefault, PerSecond: ImmediateRateDefault}
-	var errs []error
-	if v := getenv("BATCHSYNTH_IMMEDIATE_MAX_WORDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			errs = append(errs, fmt.Errorf("BATCHSYNTH_IMMEDIATE_MAX_WORDS: want a non-negative integer, got %q", v))
-		} else {
-			s.MaxWords = n
-		}
-	}
-	if v := getenv("BATCHSYNTH_IMMEDIATE_CONCURRENCY"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			errs = append(errs, fmt.Errorf("BATCHSYNTH_IMMEDIATE_CONCURRENCY: want a positive integer, got %q", v))
-		} else {
-			s.Concurrency = n
-		}
-	}
-	if v := getenv("BATCHSYNTH_IMMEDIATE_RATE"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f <= 0 {
-			errs = append(errs, fmt.Errorf("BATCHSYNTH_IMMEDIATE_RATE: want a positive number of calls per second, got %q", v))
-		} else {
-			s.PerSecond = f
-		}
-	}
-	return s, errors.Join(errs...)
-}
-
 // The immediate gate is per process, not per Deps: the rate limit protects the OpenAI key, which every Deps
-// of a process shares.
-var immediate struct {
-	mu       sync.Mutex
-	loaded   bool
-	settings ImmediateSettings
-	gate     *gate
+// of a process shares. Its limits come from the configuration (BATCHSYNTH_IMMEDIATE_CONCURRENCY and
+// BATCHSYNTH_IMMEDIATE_RATE, per process: a fleet of N workers sends up to N times as many calls, which is
+// what OpenAI's per-key rate limits must allow); a Deps with other limits gets a gate of its own.
+var immediateGates struct {
+	mu    sync.Mutex
+	gates map[[2]float64]*gate
 }
 
-// SetImmediateSettings replaces the process's settings (and its gate). Without a call, the settings come
-// from the environment on first use.
-func SetImmediateSettings(s ImmediateSettings) {
-	immediate.mu.Lock()
-	defer immediate.mu.Unlock()
-	s.Concurrency = max(s.Concurrency, 1)
-	if s.PerSecond <= 0 {
-		s.PerSecond = ImmediateRateDefault
+func immediateGate(c config.Config) *gate {
+	key := [2]float64{float64(max(c.ImmediateConcurrency, 1)), c.ImmediateRate}
+	if key[1] <= 0 {
+		key[1] = config.ImmediateRateDefault
 	}
-	immediate.settings, immediate.loaded = s, true
-	immediate.gate = newGate(s.Concurrency, s.PerSecond)
-}
-
-// CurrentImmediateSettings returns the settings in force.
-func CurrentImmediateSettings() ImmediateSettings {
-	s, _ := immediateState()
-	return s
-}
-
-func immediateState() (ImmediateSettings, *gate) {
-	immediate.mu.Lock()
-	if !immediate.loaded {
-		immediate.mu.Unlock()
-		// Bad values were reported by the process's configuration check; the defaults stand in.
-		s, _ := ImmediateSettingsFromEnv(nil)
-		SetImmediateSettings(s)
-		immediate.mu.Lock()
+	immediateGates.mu.Lock()
+	defer immediateGates.mu.Unlock()
+	if immediateGates.gates == nil {
+		immediateGates.gates = map[[2]float64]*gate{}
 	}
-	defer immediate.mu.Unlock()
-	return immediate.settings, immediate.gate
+	g, ok := immediateGates.gates[key]
+	if !ok {
+		g = newGate(int(key[0]), key[1])
+		immediateGates.gates[key] = g
+	}
+	return g
 }
 
-// ImmediateFor reports whether a job of this priority and size takes the immediate path.
-func ImmediateFor(priority string, words int) bool {
-	s, _ := immediateState()
-	return priority == PriorityUrgent || (s.MaxWords > 0 && words > 0 && words <= s.MaxWords)
+// ImmediateFor reports whether a job of this priority and size takes the immediate path: an urgent job
+// always does, and so does a job of at most BATCHSYNTH_IMMEDIATE_MAX_WORDS words when that is set.
+func ImmediateFor(c config.Config, priority string, words int) bool {
+	return priority == PriorityUrgent || (c.ImmediateMaxWords > 0 && words > 0 && words <= c.ImmediateMaxWords)
 }
 
 // AfterExpand is Enqueue's hook once a job is expanded: an immediate job's requests are sent now, and
 // handled reports that the build trigger is not needed (requests that fell back are handed to a build here).
 func (d *Deps) AfterExpand(ctx context.Context, job *store.Job) (handled bool, err error) {
-	if !ImmediateFor(job.Priority, job.WordsTotal) {
+	if !ImmediateFor(d.Config, job.Priority, job.WordsTotal) {
 		return false, nil
 	}
 	return true, d.RunImmediate(ctx, job.ID)
@@ -157,7 +91,7 @@ func (d *Deps) RunImmediate(ctx context.Context, jobID string) error {
 	if err != nil {
 		return err
 	}
-	settings, g := immediateState()
+	g := immediateGate(d.Config)
 	log := d.log().With("job_id", job.ID, "model", job.Model)
 	pending, err := d.Store.PendingRequestsOfJob(ctx, job.ID, job.Model)
 	if err != nil {
@@ -171,7 +105,7 @@ func (d *Deps) RunImmediate(ctx context.Context, jobID string) error {
 		errs  []error
 		wg    sync.WaitGroup
 	)
-	for range settings.Concurrency {
+	for range max(d.Config.ImmediateConcurrency, 1) {
 		wg.Go(func() {
 			for r := range work {
 				out, err := d.immediateOne(ctx, job, &r, g)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,8 +44,8 @@ func immediateDeps(t *testing.T, faults emulator.Faults) (*pipeline.Deps, *emula
 		t.Fatal(err)
 	}
 	cfg.MaxAttempts = 2
+	cfg.ImmediateConcurrency, cfg.ImmediateRate = 3, 100
 	oa := openaibatch.New(openaibatch.Options{APIKey: "sk-test", BaseURL: base, MaxRetries: 0, Timeout: 10 * time.Second})
-	pipeline.SetImmediateSettings(pipeline.ImmediateSettings{Concurrency: 3, PerSecond: 100})
 	return &pipeline.Deps{Store: st, OpenAI: oa, Queue: q, Config: cfg, Owner: "test"}, emu
 }
 
@@ -93,23 +94,29 @@ func requestsOf(t *testing.T, d *pipeline.Deps, jobID string) []store.Request {
 }
 
 func TestImmediateFor(t *testing.T) {
-	defer pipeline.SetImmediateSettings(pipeline.ImmediateSettings{Concurrency: 4, PerSecond: 5})
-	pipeline.SetImmediateSettings(pipeline.ImmediateSettings{MaxWords: 0, Concurrency: 1, PerSecond: 1})
-	if !pipeline.ImmediateFor(pipeline.PriorityUrgent, 10_000) || pipeline.ImmediateFor(pipeline.PriorityNormal, 1) {
+	var c config.Config
+	if !pipeline.ImmediateFor(c, pipeline.PriorityUrgent, 10_000) || pipeline.ImmediateFor(c, pipeline.PriorityNormal, 1) {
 		t.Error("with MaxWords 0 only urgent jobs go immediate")
 	}
-	pipeline.SetImmediateSettings(pipeline.ImmediateSettings{MaxWords: 5, Concurrency: 1, PerSecond: 1})
-	if !pipeline.ImmediateFor(pipeline.PriorityNormal, 5) || pipeline.ImmediateFor(pipeline.PriorityNormal, 6) || pipeline.ImmediateFor("", 0) {
+	c.ImmediateMaxWords = 5
+	if !pipeline.ImmediateFor(c, pipeline.PriorityNormal, 5) || pipeline.ImmediateFor(c, pipeline.PriorityNormal, 6) || pipeline.ImmediateFor(c, "", 0) {
 		t.Error("MaxWords 5: a job of 1..5 words goes immediate, 6 does not")
 	}
-	s, err := pipeline.ImmediateSettingsFromEnv(func(k string) string {
+	c, err := config.FromEnv(func(k string) string {
 		return map[string]string{"BATCHSYNTH_IMMEDIATE_MAX_WORDS": "20", "BATCHSYNTH_IMMEDIATE_CONCURRENCY": "8", "BATCHSYNTH_IMMEDIATE_RATE": "2.5"}[k]
 	})
-	if err != nil || s != (pipeline.ImmediateSettings{MaxWords: 20, Concurrency: 8, PerSecond: 2.5}) {
-		t.Errorf("from env: %+v %v", s, err)
+	if err != nil || c.ImmediateMaxWords != 20 || c.ImmediateConcurrency != 8 || c.ImmediateRate != 2.5 {
+		t.Errorf("from env: %+v %v", c, err)
 	}
-	if _, err := pipeline.ImmediateSettingsFromEnv(func(k string) string { return "-1" }); err == nil {
-		t.Error("negative settings accepted")
+	for _, name := range []string{"BATCHSYNTH_IMMEDIATE_MAX_WORDS", "BATCHSYNTH_IMMEDIATE_CONCURRENCY", "BATCHSYNTH_IMMEDIATE_RATE"} {
+		if _, err := config.FromEnv(func(k string) string {
+			if k == name {
+				return "-1"
+			}
+			return ""
+		}); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=-1: error %v, want one naming it", name, err)
+		}
 	}
 }
 

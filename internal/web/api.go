@@ -28,8 +28,8 @@ type jobAccepted struct {
 	InputErrors []store.InputError `json:"input_errors"`
 }
 
-func pathOf(priority string, words int) string {
-	if pipeline.ImmediateFor(priority, words) {
+func (s *Server) pathOf(priority string, words int) string {
+	if pipeline.ImmediateFor(s.Deps.Config, priority, words) {
 		return "immediate"
 	}
 	return "batch"
@@ -76,7 +76,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		_ = s.Redis.Set(context.WithoutCancel(ctx), idemKey, job.ID, redis.KeepTTL).Err()
 	}
 	s.changed()
-	path := pathOf(job.Priority, job.WordsTotal)
+	path := s.pathOf(job.Priority, job.WordsTotal)
 	s.Log.Info("job accepted", "job_id", job.ID, "words", job.WordsTotal, "input_errors", len(sub.Errors),
 		"components", job.Components, "priority", job.Priority, "path", path, "source", job.Source)
 	w.Header().Set("Location", "/v1/jobs/"+job.ID)
@@ -102,7 +102,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, key string) {
 	w.Header().Set("Location", "/v1/jobs/"+job.ID)
 	w.Header().Set("Idempotent-Replayed", "true")
 	writeJSON(w, http.StatusAccepted, jobAccepted{JobID: job.ID, Status: string(job.Status), Words: job.WordsTotal,
-		Path: pathOf(job.Priority, job.WordsTotal), InputErrors: job.InputErrors})
+		Path: s.pathOf(job.Priority, job.WordsTotal), InputErrors: job.InputErrors})
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {

@@ -52,5 +52,5 @@ func (s *Server) estimate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, estimateBody{Report: rep, Path: pathOf(sub.Priority, len(sub.Words)), InputErrors: sub.Errors})
+	writeJSON(w, http.StatusOK, estimateBody{Report: rep, Path: s.pathOf(sub.Priority, len(sub.Words)), InputErrors: sub.Errors})
 }
