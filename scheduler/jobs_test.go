@@ -69,7 +69,7 @@ func periodicDeps(t *testing.T) *pipeline.Deps {
 func addWord(t *testing.T, d *pipeline.Deps, text string, at time.Time) bson.ObjectID {
 	t.Helper()
 	id := bson.NewObjectID()
-	if _, err := d.Store.Words.InsertOne(context.Background(), store.Word{ID: id, Text: text, Normalized: text, Lemma: text,
+	if _, err := d.Store.Collection(store.CollWords).InsertOne(context.Background(), store.Word{ID: id, Text: text, Normalized: text, Lemma: text,
 		Languages: []string{"en"}, CorpusIDs: []bson.ObjectID{}, CreatedAt: at, UpdatedAt: at, Version: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func addWord(t *testing.T, d *pipeline.Deps, text string, at time.Time) bson.Obj
 func jobWords(t *testing.T, d *pipeline.Deps, jobID string) []string {
 	t.Helper()
 	var in store.JobInput
-	if err := d.Store.Inputs.FindOne(context.Background(), bson.M{"job_id": jobID}).Decode(&in); err != nil {
+	if err := d.Store.Collection(store.CollInputs).FindOne(context.Background(), bson.M{"job_id": jobID}).Decode(&in); err != nil {
 		t.Fatal(err)
 	}
 	var out []string
@@ -111,7 +111,7 @@ func TestRunPeriodicNewWords(t *testing.T) {
 	if err := RunPeriodic(ctx, d, jobs, day); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := d.Store.Jobs.CountDocuments(ctx, bson.M{}); n != 0 {
+	if n, _ := d.Store.Collection(store.CollJobs).CountDocuments(ctx, bson.M{}); n != 0 {
 		t.Fatalf("%d jobs after the first sight", n)
 	}
 	addWord(t, d, "alpha", day.Add(time.Hour))
@@ -121,7 +121,7 @@ func TestRunPeriodicNewWords(t *testing.T) {
 	if err := RunPeriodic(ctx, d, jobs, day.Add(14*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := d.Store.Jobs.CountDocuments(ctx, bson.M{}); n != 0 {
+	if n, _ := d.Store.Collection(store.CollJobs).CountDocuments(ctx, bson.M{}); n != 0 {
 		t.Fatalf("%d jobs before the schedule", n)
 	}
 	night := day.Add(15*time.Hour + time.Minute)
@@ -143,7 +143,7 @@ func TestRunPeriodicNewWords(t *testing.T) {
 	if err := RunPeriodic(ctx, d, jobs, night); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := d.Store.Jobs.CountDocuments(ctx, bson.M{}); n != 1 {
+	if n, _ := d.Store.Collection(store.CollJobs).CountDocuments(ctx, bson.M{}); n != 1 {
 		t.Errorf("%d jobs after a repeated tick, want 1", n)
 	}
 	// The next night takes the word left over at the same created_at as the watermark.
@@ -172,7 +172,7 @@ func TestRunPeriodicReprocess(t *testing.T) {
 			DefinitionIDs: []bson.ObjectID{}, Components: []string{"synonyms"}, PromptVersion: version, Model: model, State: state,
 			CreatedAt: now, UpdatedAt: now}
 	}
-	if _, err := d.Store.Requests.InsertMany(ctx, []any{
+	if _, err := d.Store.Collection(store.CollRequests).InsertMany(ctx, []any{
 		req("r1", w1, "alpha", "v0", "gpt-5-mini", store.StateSucceeded),                    // older prompt
 		req("r2", w2, "beta", synthesis.PromptVersion, "gpt-4o-mini", store.StateSucceeded), // older model
 		req("r3", w3, "gamma", synthesis.PromptVersion, "gpt-5-mini", store.StateSucceeded), // current
@@ -206,7 +206,7 @@ func TestRunPeriodicReprocess(t *testing.T) {
 	if err := RunPeriodic(ctx, d, jobs, now.Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := d.Store.Jobs.CountDocuments(ctx, bson.M{}); c != 1 {
+	if c, _ := d.Store.Collection(store.CollJobs).CountDocuments(ctx, bson.M{}); c != 1 {
 		t.Errorf("%d jobs, want 1", c)
 	}
 }

@@ -284,7 +284,7 @@ func (e *doorsEnv) seed(t *testing.T, p string, fx fixture) {
 		if fx.job.Finished() {
 			job.FinishedAt = &now
 		}
-		if _, err := e.f.Store.Jobs.InsertOne(ctx, job); err != nil {
+		if _, err := e.f.Store.Collection(store.CollJobs).InsertOne(ctx, job); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -293,7 +293,7 @@ func (e *doorsEnv) seed(t *testing.T, p string, fx fixture) {
 		if fx.batch == store.BatchSubmitted || fx.batch == store.BatchApplied {
 			b.OpenAIBatchID, b.OpenAIStatus = "batch_"+p+"unknown", "in_progress"
 		}
-		if _, err := e.f.Store.Batches.InsertOne(ctx, b); err != nil {
+		if _, err := e.f.Store.Collection(store.CollBatches).InsertOne(ctx, b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -311,7 +311,7 @@ func (e *doorsEnv) seed(t *testing.T, p string, fx fixture) {
 		case store.StateSucceeded:
 			q.Attempts, q.Applied = 1, true
 		}
-		if _, err := e.f.Store.Requests.InsertOne(ctx, q); err != nil {
+		if _, err := e.f.Store.Collection(store.CollRequests).InsertOne(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -337,7 +337,7 @@ func (e *doorsEnv) snapshot(t *testing.T, p string) snapshot {
 	if b, err := e.f.Store.Batch(ctx, p+"batch"); err == nil {
 		s.Batch, s.Cancel = string(b.State), b.CancelAsked
 	}
-	cur, err := e.f.Store.Requests.Find(ctx, bson.M{"job_ids": p + "job"})
+	cur, err := e.f.Store.Collection(store.CollRequests).Find(ctx, bson.M{"job_ids": p + "job"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func (e *doorsEnv) snapshot(t *testing.T, p string) snapshot {
 	for _, q := range reqs {
 		s.Requests[strings.TrimPrefix(q.ID, p)] = fmt.Sprintf("%s/%d/%s/%s", q.State, q.Attempts, strings.TrimPrefix(q.BatchID, p), q.LastError)
 	}
-	if s.Jobs, err = e.f.Store.Jobs.CountDocuments(ctx, bson.M{"_id": bson.M{"$regex": "^job_"}}); err != nil {
+	if s.Jobs, err = e.f.Store.Collection(store.CollJobs).CountDocuments(ctx, bson.M{"_id": bson.M{"$regex": "^job_"}}); err != nil {
 		t.Fatal(err)
 	}
 	return s

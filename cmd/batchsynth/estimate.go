@@ -112,9 +112,9 @@ against Floridify's stored fields and counts answers the result cache already ho
 func openEstimateDB(ctx context.Context, uri, database string) (*store.Store, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cl, err := store.Connect(ctx, uri)
+	st, err := store.Open(ctx, uri, database, store.OpenOptions{ReadOnly: true})
 	if err != nil {
 		return nil, nil, err
 	}
-	return store.New(cl, database), func() { _ = cl.Disconnect(context.Background()) }, nil
+	return st, func() { _ = st.Close(context.Background()) }, nil
 }

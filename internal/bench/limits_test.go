@@ -14,7 +14,7 @@ import (
 
 func batchesOf(t *testing.T, s *Stack) []store.Batch {
 	t.Helper()
-	cur, err := s.Store.Batches.Find(context.Background(), bson.M{})
+	cur, err := s.Store.Collection(store.CollBatches).Find(context.Background(), bson.M{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,7 +138,7 @@ func timeline(b *testing.B, st *store.Store, jobID string, start time.Time) stri
 	if err != nil {
 		b.Fatal(err)
 	}
-	cur, err := st.Batches.Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}))
+	cur, err := st.Collection(store.CollBatches).Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}))
 	if err != nil {
 		b.Fatal(err)
 	}

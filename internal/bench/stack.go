@@ -181,7 +181,7 @@ func (s *Stack) RunJob(tb testing.TB, sub pipeline.Submission) *Run {
 	}
 	step("build", func() error { return d.Build(ctx, model, true) })
 	var batches []store.Batch
-	cur, err := s.Store.Batches.Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}))
+	cur, err := s.Store.Collection(store.CollBatches).Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}))
 	if err == nil {
 		err = cur.All(ctx, &batches)
 	}

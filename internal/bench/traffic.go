@@ -77,7 +77,7 @@ func MeasureTraffic(ctx context.Context, rc redis.UniversalClient, emu *emulator
 	for k, v := range emu.Stats().Requests {
 		t.Calls[k] = v
 	}
-	cur, err := st.Batches.Find(ctx, bson.M{})
+	cur, err := st.Collection(store.CollBatches).Find(ctx, bson.M{})
 	if err != nil {
 		return t, err
 	}

@@ -87,7 +87,7 @@ func Audit(ctx context.Context, st *store.Store, emu []emulator.BatchRecord, opt
 	r := &Report{States: map[store.RequestState]int{}}
 
 	var reqs []store.Request
-	cur, err := st.Requests.Find(ctx, bson.M{})
+	cur, err := st.Collection(store.CollRequests).Find(ctx, bson.M{})
 	if err != nil {
 		return nil, fmt.Errorf("error reading requests: %w", err)
 	}
@@ -119,7 +119,7 @@ func Audit(ctx context.Context, st *store.Store, emu []emulator.BatchRecord, opt
 	}
 
 	var docs []store.Batch
-	cur, err = st.Batches.Find(ctx, bson.M{})
+	cur, err = st.Collection(store.CollBatches).Find(ctx, bson.M{})
 	if err != nil {
 		return nil, fmt.Errorf("error reading batches: %w", err)
 	}
@@ -253,7 +253,7 @@ var componentField = map[string]string{
 
 func auditFloridify(ctx context.Context, st *store.Store, reqs []store.Request, r *Report) error {
 	var defs []bson.M
-	cur, err := st.Definitions.Find(ctx, bson.M{})
+	cur, err := st.Collection(store.CollDefinitions).Find(ctx, bson.M{})
 	if err != nil {
 		return fmt.Errorf("error reading definitions: %w", err)
 	}
@@ -280,7 +280,7 @@ func auditFloridify(ctx context.Context, st *store.Store, reqs []store.Request, 
 		}
 	}
 	var exs []store.Example
-	cur, err = st.Examples.Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"_id": 1, "definition_id": 1}))
+	cur, err = st.Collection(store.CollExamples).Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"_id": 1, "definition_id": 1}))
 	if err != nil {
 		return fmt.Errorf("error reading examples: %w", err)
 	}

@@ -166,7 +166,7 @@ func (c *cluster) chaos(ctx context.Context, rng *rand.Rand, workers []string, b
 		}
 	}
 	for ctx.Err() == nil {
-		n, _ := c.ctl.Store.Batches.CountDocuments(ctx, bson.M{"state": store.BatchSubmitted})
+		n, _ := c.ctl.Store.Collection(store.CollBatches).CountDocuments(ctx, bson.M{"state": store.BatchSubmitted})
 		if n > 0 {
 			break
 		}
@@ -245,7 +245,7 @@ func TestWorkerSIGTERMHandsBack(t *testing.T) {
 	// Once a batch is in flight, make every API call hang: the next poll or apply cannot finish.
 	deadline := time.Now().Add(time.Minute)
 	for {
-		n, _ := c.ctl.Store.Batches.CountDocuments(ctx, bson.M{"state": store.BatchSubmitted})
+		n, _ := c.ctl.Store.Collection(store.CollBatches).CountDocuments(ctx, bson.M{"state": store.BatchSubmitted})
 		if n > 0 {
 			break
 		}

@@ -297,7 +297,7 @@ func waitJob(ctx context.Context, d *pipeline.Deps, jobID string) (*pipeline.Job
 			return &pipeline.JobProgress{}, err
 		}
 		if job.Status == store.JobRunning || job.Status == store.JobDone || job.Status == store.JobCancelled {
-			n, err := d.Store.Requests.CountDocuments(ctx, bson.M{"job_ids": jobID,
+			n, err := d.Store.Collection(store.CollRequests).CountDocuments(ctx, bson.M{"job_ids": jobID,
 				"state": bson.M{"$in": bson.A{store.StatePending, store.StateClaimed, store.StateSubmitted}}})
 			if err != nil {
 				return &pipeline.JobProgress{}, err
@@ -324,7 +324,7 @@ func waitJob(ctx context.Context, d *pipeline.Deps, jobID string) (*pipeline.Job
 // waitDrained waits until no batch document is in flight.
 func waitDrained(ctx context.Context, st *store.Store) error {
 	for {
-		n, err := st.Batches.CountDocuments(ctx, bson.M{"state": bson.M{"$nin": bson.A{store.BatchApplied, store.BatchAbandoned}}})
+		n, err := st.Collection(store.CollBatches).CountDocuments(ctx, bson.M{"state": bson.M{"$nin": bson.A{store.BatchApplied, store.BatchAbandoned}}})
 		if err != nil {
 			return err
 		}

@@ -201,7 +201,7 @@ func TestDatabaseEstimate(t *testing.T) {
 	cl, db := testenv.Mongo(t)
 	st := store.New(cl, db)
 	wordID := store.WordID("en", "bank")
-	if _, err := st.Words.InsertOne(ctx, store.Word{ID: wordID, Text: "bank", Languages: []string{"en"}, Version: 1}); err != nil {
+	if _, err := st.Collection(store.CollWords).InsertOne(ctx, store.Word{ID: wordID, Text: "bank", Languages: []string{"en"}, Version: 1}); err != nil {
 		t.Fatal(err)
 	}
 	cefr := "B1"
@@ -209,7 +209,7 @@ func TestDatabaseEstimate(t *testing.T) {
 		store.Definition{ID: bson.NewObjectID(), WordID: wordID, PartOfSpeech: "noun", Text: "sloping land", CEFRLevel: &cefr},
 		store.Definition{ID: bson.NewObjectID(), WordID: wordID, PartOfSpeech: "noun", Text: "a financial institution"},
 	}
-	if _, err := st.Definitions.InsertMany(ctx, defs); err != nil {
+	if _, err := st.Collection(store.CollDefinitions).InsertMany(ctx, defs); err != nil {
 		t.Fatal(err)
 	}
 	comps := []string{"cefr_level", "pronunciation"}
@@ -232,7 +232,7 @@ func TestDatabaseEstimate(t *testing.T) {
 			hash = p.Rendered.Hash
 		}
 	}
-	if _, err := st.Requests.InsertOne(ctx, bson.M{"_id": "earlier", "body_hash": hash, "state": store.StateSucceeded,
+	if _, err := st.Collection(store.CollRequests).InsertOne(ctx, bson.M{"_id": "earlier", "body_hash": hash, "state": store.StateSucceeded,
 		"prompt_version": synthesis.PromptVersion, "result": `{"cefr_level":"B2"}`}); err != nil {
 		t.Fatal(err)
 	}

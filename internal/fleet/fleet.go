@@ -58,19 +58,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Fleet, err
 		_ = rc.Close()
 		return nil, fmt.Errorf("error reaching Redis at %s: %v", config.MaskURL(cfg.RedisURL), err)
 	}
-	mc, err := store.Connect(ctx, cfg.MongoURI)
+	st, err := store.Open(ctx, cfg.MongoURI, cfg.Database, store.OpenOptions{MaxBulk: cfg.MongoMaxBulk})
 	if err != nil {
 		_ = rc.Close()
 		return nil, err
-	}
-	st := store.New(mc, cfg.Database)
-	if err := st.EnsureIndexes(ctx); err != nil {
-		_ = rc.Close()
-		_ = mc.Disconnect(context.Background())
-		return nil, err
-	}
-	if cfg.MongoMaxBulk > 0 {
-		st.MaxBulk = cfg.MongoMaxBulk
 	}
 	host, _ := os.Hostname()
 	f := &Fleet{
@@ -98,7 +89,7 @@ func (f *Fleet) Close() {
 	_ = f.Redis.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	_ = f.Store.Client.Disconnect(ctx)
+	_ = f.Store.Close(ctx)
 }
 
 const closeTimeout = time.Second

@@ -226,11 +226,11 @@ func TestCLIBadInput(t *testing.T) {
 		ctx := context.Background()
 		for _, w := range words {
 			var word store.Word
-			if err := f.Store.Words.FindOne(ctx, bson.M{"text": w}).Decode(&word); err != nil {
+			if err := f.Store.Collection(store.CollWords).FindOne(ctx, bson.M{"text": w}).Decode(&word); err != nil {
 				t.Fatalf("word %q not stored as given: %v", w, err)
 			}
 			var d store.Definition
-			if err := f.Store.Definitions.FindOne(ctx, bson.M{"word_id": word.ID}).Decode(&d); err != nil {
+			if err := f.Store.Collection(store.CollDefinitions).FindOne(ctx, bson.M{"word_id": word.ID}).Decode(&d); err != nil {
 				t.Fatal(err)
 			}
 			if len(d.Synonyms) == 0 || len(d.ExampleIDs) == 0 {

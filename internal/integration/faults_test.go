@@ -103,11 +103,11 @@ func waitDrained(t *testing.T, f *testfleet.Fleet, timeout time.Duration) {
 	ctx := context.Background()
 	deadline := time.Now().Add(timeout)
 	for {
-		nb, err := f.Store.Batches.CountDocuments(ctx, bson.M{"state": bson.M{"$nin": bson.A{store.BatchApplied, store.BatchAbandoned}}})
+		nb, err := f.Store.Collection(store.CollBatches).CountDocuments(ctx, bson.M{"state": bson.M{"$nin": bson.A{store.BatchApplied, store.BatchAbandoned}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		nr, err := f.Store.Requests.CountDocuments(ctx, bson.M{"state": bson.M{"$in": bson.A{store.StatePending, store.StateClaimed, store.StateSubmitted}}})
+		nr, err := f.Store.Collection(store.CollRequests).CountDocuments(ctx, bson.M{"state": bson.M{"$in": bson.A{store.StatePending, store.StateClaimed, store.StateSubmitted}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +143,7 @@ func allSucceeded(t *testing.T, p *pipeline.JobProgress) {
 func deadAfterMaxAttempts(t *testing.T, f *testfleet.Fleet) {
 	t.Helper()
 	var dead []store.Request
-	cur, err := f.Store.Requests.Find(context.Background(), bson.M{"state": store.StateDead})
+	cur, err := f.Store.Collection(store.CollRequests).Find(context.Background(), bson.M{"state": store.StateDead})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestFaultBatchValidationFailed(t *testing.T) {
 		}
 		deadAfterMaxAttempts(t, f)
 		var r store.Request
-		if err := f.Store.Requests.FindOne(context.Background(), bson.M{"state": store.StateDead}).Decode(&r); err != nil {
+		if err := f.Store.Collection(store.CollRequests).FindOne(context.Background(), bson.M{"state": store.StateDead}).Decode(&r); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(r.LastError, "too_many_tasks") {
@@ -268,11 +268,11 @@ func TestFaultTokenLimitExceeded(t *testing.T) {
 	if refused == 0 {
 		t.Fatal("the emulator never refused a batch for its token budget: the test proved nothing")
 	}
-	n, err := f.Store.Requests.CountDocuments(context.Background(), bson.M{"attempts": bson.M{"$ne": 1}})
+	n, err := f.Store.Collection(store.CollRequests).CountDocuments(context.Background(), bson.M{"attempts": bson.M{"$ne": 1}})
 	if err != nil || n != 0 {
 		t.Fatalf("%d requests used more than one attempt (%v): a token-limit refusal must not count", n, err)
 	}
-	held, err := f.Store.Models.CountDocuments(context.Background(), bson.M{"_id": "gpt-4o-mini", "reason": bson.M{"$regex": "token_limit_exceeded"}})
+	held, err := f.Store.Collection(store.CollModelHold).CountDocuments(context.Background(), bson.M{"_id": "gpt-4o-mini", "reason": bson.M{"$regex": "token_limit_exceeded"}})
 	if err != nil || held != 1 {
 		t.Fatalf("want a build hold recorded for gpt-4o-mini, found %d (%v)", held, err)
 	}
@@ -339,20 +339,20 @@ func watchNoPartialWrites(ctx context.Context, f *testfleet.Fleet) []string {
 	var bad []string
 	for ctx.Err() == nil {
 		var reqs []store.Request
-		cur, err := f.Store.Requests.Find(ctx, bson.M{"state": bson.M{"$ne": store.StateSucceeded}, "errors.0": bson.M{"$exists": true}},
+		cur, err := f.Store.Collection(store.CollRequests).Find(ctx, bson.M{"state": bson.M{"$ne": store.StateSucceeded}, "errors.0": bson.M{"$exists": true}},
 			options.Find().SetProjection(bson.M{"definition_ids": 1, "components": 1, "state": 1}))
 		if err == nil && cur.All(ctx, &reqs) == nil {
 			for _, r := range reqs {
 				for _, id := range r.DefinitionIDs {
 					var d store.Definition
-					if f.Store.Definitions.FindOne(ctx, bson.M{"_id": id}).Decode(&d) != nil {
+					if f.Store.Collection(store.CollDefinitions).FindOne(ctx, bson.M{"_id": id}).Decode(&d) != nil {
 						continue
 					}
 					if len(d.Synonyms) > 0 || len(d.ExampleIDs) > 0 || d.CEFRLevel != nil {
 						// The request may have succeeded (and been written) since it was read: a success is
 						// settled before its fields are written, so a request still unsettled now was not.
 						var now store.Request
-						if f.Store.Requests.FindOne(ctx, bson.M{"_id": r.ID}).Decode(&now) != nil || now.State == store.StateSucceeded {
+						if f.Store.Collection(store.CollRequests).FindOne(ctx, bson.M{"_id": r.ID}).Decode(&now) != nil || now.State == store.StateSucceeded {
 							continue
 						}
 						bad = append(bad, fmt.Sprintf("request %s (%s) failed an attempt, yet definition %s has synonyms %v, %d examples, cefr %v",
@@ -377,7 +377,7 @@ func TestFaultShuffledOutput(t *testing.T) {
 	runFault(t, f, 2*time.Minute)
 	// Every success went to the request it answers: the emulator's content names the word it was asked about.
 	var reqs []store.Request
-	cur, err := f.Store.Requests.Find(context.Background(), bson.M{"state": store.StateSucceeded})
+	cur, err := f.Store.Collection(store.CollRequests).Find(context.Background(), bson.M{"state": store.StateSucceeded})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +420,7 @@ func TestFaultZeroSuccessNoOutput(t *testing.T) {
 	f := faultFleet(t, emulator.Config{Faults: emulator.Faults{RateZeroSuccess: 0.5}}, nil)
 	p, _ := runFault(t, f, 2*time.Minute)
 	requireFault(t, f, emulator.FaultZeroSuccess)
-	n, err := f.Store.Batches.CountDocuments(context.Background(), bson.M{"openai_status": "completed", "output_file_id": bson.M{"$exists": false}, "state": store.BatchApplied})
+	n, err := f.Store.Collection(store.CollBatches).CountDocuments(context.Background(), bson.M{"openai_status": "completed", "output_file_id": bson.M{"$exists": false}, "state": store.BatchApplied})
 	if err != nil || n == 0 {
 		t.Fatalf("want an applied completed batch without an output file, found %d (%v)", n, err)
 	}
@@ -497,7 +497,7 @@ func TestFaultCancelJob(t *testing.T) {
 	job := submit(t, f, faultWords)
 	deadline := time.Now().Add(time.Minute)
 	for {
-		n, _ := f.Store.Batches.CountDocuments(ctx, bson.M{"state": store.BatchSubmitted})
+		n, _ := f.Store.Collection(store.CollBatches).CountDocuments(ctx, bson.M{"state": store.BatchSubmitted})
 		if n > 0 {
 			break
 		}
@@ -550,7 +550,7 @@ func TestRetryJobResubmitsDead(t *testing.T) {
 // reasonSeen checks that some request recorded a failed attempt whose reason contains want.
 func reasonSeen(t *testing.T, f *testfleet.Fleet, want string) {
 	t.Helper()
-	n, err := f.Store.Requests.CountDocuments(context.Background(), bson.M{"errors.reason": bson.M{"$regex": regexp.QuoteMeta(want)}})
+	n, err := f.Store.Collection(store.CollRequests).CountDocuments(context.Background(), bson.M{"errors.reason": bson.M{"$regex": regexp.QuoteMeta(want)}})
 	if err != nil || n == 0 {
 		t.Fatalf("no request recorded a failed attempt with reason %q (%v)", want, err)
 	}

@@ -62,7 +62,7 @@ func TestFleetEndToEnd(t *testing.T) {
 		t.Fatalf("want every request succeeded, got %v", p.States)
 	}
 	var reqs []store.Request
-	cur, err := st.Requests.Find(ctx, bson.M{"job_ids": job.ID})
+	cur, err := st.Collection(store.CollRequests).Find(ctx, bson.M{"job_ids": job.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestFleetEndToEnd(t *testing.T) {
 
 	// Every batch document is applied and completed; the emulator created exactly those batches.
 	var batches []store.Batch
-	cur, err = st.Batches.Find(ctx, bson.M{})
+	cur, err = st.Collection(store.CollBatches).Find(ctx, bson.M{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestFleetEndToEnd(t *testing.T) {
 
 	// Every definition has each field in Floridify's shape; examples are linked both ways, none duplicated.
 	var defs []store.Definition
-	cur, err = st.Definitions.Find(ctx, bson.M{})
+	cur, err = st.Collection(store.CollDefinitions).Find(ctx, bson.M{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestFleetEndToEnd(t *testing.T) {
 			}
 			seen[id] = true
 			var ex store.Example
-			if err := st.Examples.FindOne(ctx, bson.M{"_id": id}).Decode(&ex); err != nil {
+			if err := st.Collection(store.CollExamples).FindOne(ctx, bson.M{"_id": id}).Decode(&ex); err != nil {
 				t.Fatalf("example %s of definition %s: %v", id.Hex(), d.ID.Hex(), err)
 			}
 			if ex.DefinitionID != d.ID || ex.Type != "generated" || ex.Text == "" || ex.ModelInfo == nil || ex.ModelInfo.Name == "" {
@@ -152,7 +152,7 @@ func TestFleetEndToEnd(t *testing.T) {
 		}
 		linked += len(d.ExampleIDs)
 	}
-	nEx, err := st.Examples.CountDocuments(ctx, bson.M{})
+	nEx, err := st.Collection(store.CollExamples).CountDocuments(ctx, bson.M{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	if p2.Total != 0 {
 		t.Fatalf("second run created %d requests, want 0", p2.Total)
 	}
-	if n, _ := st.Examples.CountDocuments(ctx, bson.M{}); n != nEx {
+	if n, _ := st.Collection(store.CollExamples).CountDocuments(ctx, bson.M{}); n != nEx {
 		t.Fatalf("second run changed examples from %d to %d", nEx, n)
 	}
 }

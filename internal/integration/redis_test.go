@@ -20,7 +20,7 @@ func waitInFlight(t *testing.T, f *testfleet.Fleet) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		n, err := f.Store.Batches.CountDocuments(context.Background(), bson.M{"state": store.BatchSubmitted})
+		n, err := f.Store.Collection(store.CollBatches).CountDocuments(context.Background(), bson.M{"state": store.BatchSubmitted})
 		if err != nil {
 			t.Fatal(err)
 		}

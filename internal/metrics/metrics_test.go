@@ -57,7 +57,7 @@ func TestSnapshotAndCollectors(t *testing.T) {
 		store.Batch{ID: "sb_3", Model: "gpt-4o-mini", State: store.BatchSubmitted, OpenAIStatus: "validating", StatusHistory: []store.StatusChange{},
 			CreatedAt: now.Add(-time.Hour), UpdatedAt: now.Add(-2 * time.Second), SubmittedAt: at(-time.Minute)},
 	}
-	if _, err := st.Batches.InsertMany(ctx, batches); err != nil {
+	if _, err := st.Collection(store.CollBatches).InsertMany(ctx, batches); err != nil {
 		t.Fatal(err)
 	}
 	iu := store.Usage{InputTokens: 1000, OutputTokens: 500}
@@ -67,7 +67,7 @@ func TestSnapshotAndCollectors(t *testing.T) {
 		map[string]any{"_id": "r2", "state": store.StatePending},
 		map[string]any{"_id": "r3", "state": store.StateSucceeded, "immediate": true, "model": "gpt-4o-mini", "usage": iu, "cost_usd": pricing.Immediate("gpt-4o-mini", iu), "settled_at": now, "updated_at": now},
 	}
-	if _, err := st.Requests.InsertMany(ctx, reqs); err != nil {
+	if _, err := st.Collection(store.CollRequests).InsertMany(ctx, reqs); err != nil {
 		t.Fatal(err)
 	}
 	src := NewSource(st)
@@ -95,7 +95,7 @@ func TestSnapshotAndCollectors(t *testing.T) {
 		t.Errorf("series %+v, want 2 points ending at the total spend %v", s.Series, s.SpentUSD())
 	}
 	// Cached: a change is not seen until the cache expires or is invalidated.
-	if _, err := st.Requests.InsertOne(ctx, map[string]any{"_id": "r4", "state": store.StateDead}); err != nil {
+	if _, err := st.Collection(store.CollRequests).InsertOne(ctx, map[string]any{"_id": "r4", "state": store.StateDead}); err != nil {
 		t.Fatal(err)
 	}
 	if s2, _ := src.Snapshot(ctx); s2 != s {

@@ -25,7 +25,7 @@ func TestApplySettles(t *testing.T) {
 	d.Now = func() time.Time { return now }
 
 	wordID, defID := store.NewObjectID(), store.NewObjectID()
-	if _, err := d.Store.Definitions.InsertOne(ctx, bson.M{"_id": defID, "word_id": wordID, "part_of_speech": "noun",
+	if _, err := d.Store.Collection(store.CollDefinitions).InsertOne(ctx, bson.M{"_id": defID, "word_id": wordID, "part_of_speech": "noun",
 		"text": "sloping land", "synonyms": bson.A{}, "example_ids": bson.A{}}); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestApplySettles(t *testing.T) {
 	for i := range reqs {
 		docs[i] = reqs[i]
 	}
-	if _, err := d.Store.Requests.InsertMany(ctx, docs); err != nil {
+	if _, err := d.Store.Collection(store.CollRequests).InsertMany(ctx, docs); err != nil {
 		t.Fatal(err)
 	}
 	line := store.Usage{InputTokens: 100, OutputTokens: 20}
@@ -86,7 +86,7 @@ func TestApplySettles(t *testing.T) {
 	}
 
 	got := map[string]store.Request{}
-	for _, r := range all[store.Request](t, ctx, d.Store.Requests, bson.M{}) {
+	for _, r := range all[store.Request](t, ctx, d.Store.Collection(store.CollRequests), bson.M{}) {
 		got[r.ID] = r
 	}
 	want := map[string]struct {
@@ -130,12 +130,12 @@ func TestApplySettles(t *testing.T) {
 	if r := got["ok"]; !r.Applied || r.AppliedAt == nil || r.Result == "" || r.CostUSD <= 0.5 {
 		t.Errorf("ok: applied %v at %v result %q cost %v", r.Applied, r.AppliedAt, r.Result, r.CostUSD)
 	}
-	defs := all[store.Definition](t, ctx, d.Store.Definitions, bson.M{"_id": defID})
+	defs := all[store.Definition](t, ctx, d.Store.Collection(store.CollDefinitions), bson.M{"_id": defID})
 	if len(defs) != 1 || !slices.Equal(defs[0].Synonyms, []string{"shore", "embankment"}) {
 		t.Fatalf("definition after apply: %+v", defs)
 	}
 
-	if _, err := d.Store.Batches.InsertOne(ctx, store.Batch{ID: "sb_1", Model: "gpt-4o-mini", State: store.BatchTerminal}); err != nil {
+	if _, err := d.Store.Collection(store.CollBatches).InsertOne(ctx, store.Batch{ID: "sb_1", Model: "gpt-4o-mini", State: store.BatchTerminal}); err != nil {
 		t.Fatal(err)
 	}
 	for i, owner := range []string{"a", "b"} {

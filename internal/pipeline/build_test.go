@@ -50,7 +50,7 @@ func setupBuild(t *testing.T, faults emulator.Faults) *buildBundle {
 
 func (b *buildBundle) batches(t *testing.T) []store.Batch {
 	t.Helper()
-	return all[store.Batch](t, b.ctx, b.d.Store.Batches, bson.M{})
+	return all[store.Batch](t, b.ctx, b.d.Store.Collection(store.CollBatches), bson.M{})
 }
 
 func (b *buildBundle) requestStates(t *testing.T) map[store.RequestState]int {
@@ -86,7 +86,7 @@ func TestBuildAndPoll(t *testing.T) {
 	if got := b.requestStates(t); got[store.StateSubmitted] != pending {
 		t.Fatalf("requests after build: %v, want %d submitted", got, pending)
 	}
-	var reqs []store.Request = all[store.Request](t, b.ctx, b.d.Store.Requests, bson.M{})
+	var reqs []store.Request = all[store.Request](t, b.ctx, b.d.Store.Collection(store.CollRequests), bson.M{})
 	for _, r := range reqs {
 		if r.BatchID != sb.ID || r.Attempts != 1 {
 			t.Fatalf("request %s: batch %q attempts %d; want %s and 1", r.ID, r.BatchID, r.Attempts, sb.ID)

@@ -60,7 +60,7 @@ func newJob(id, mode string, comps []string) *store.Job {
 // Decode -> Writes -> writeFloridify path as apply-results.
 func (b *testBundle) answerPending(t *testing.T, jobID string) int {
 	t.Helper()
-	cur, err := b.d.Store.Requests.Find(b.ctx, bson.M{"job_ids": jobID, "state": store.StatePending})
+	cur, err := b.d.Store.Collection(store.CollRequests).Find(b.ctx, bson.M{"job_ids": jobID, "state": store.StatePending})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func (b *testBundle) answerPending(t *testing.T, jobID string) int {
 		if err := w.Add(applyInput(r), p); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.d.Store.Requests.UpdateOne(b.ctx, bson.M{"_id": r.ID}, bson.M{"$set": bson.M{
+		if _, err := b.d.Store.Collection(store.CollRequests).UpdateOne(b.ctx, bson.M{"_id": r.ID}, bson.M{"$set": bson.M{
 			"state": store.StateSucceeded, "result": content, "attempts": 1, "applied": true,
 			"usage": store.Usage{InputTokens: cc.Usage.PromptTokens, OutputTokens: cc.Usage.CompletionTokens}}}); err != nil {
 			t.Fatal(err)
@@ -186,7 +186,7 @@ func TestModesWriteIdenticalShapes(t *testing.T) {
 		}
 		st := b.d.Store
 		got[mode] = map[string][]string{}
-		for _, c := range []*mongo.Collection{st.Definitions, st.Examples, st.Pronunciations, st.Facts, st.Entries} {
+		for _, c := range []*mongo.Collection{st.Collection(store.CollDefinitions), st.Collection(store.CollExamples), st.Collection(store.CollPronunciations), st.Collection(store.CollFacts), st.Collection(store.CollDictionaryEntries)} {
 			s := shapes(t, b.ctx, c)
 			if len(s) != 1 {
 				t.Fatalf("%s: %s documents have %d different shapes:\n%s", mode, c.Name(), len(s), strings.Join(s, "\n"))
@@ -196,7 +196,7 @@ func TestModesWriteIdenticalShapes(t *testing.T) {
 		// Every field is present now: submitting the same words again asks for nothing.
 		again := newJob("again-"+mode, mode, synthesis.Names())
 		b.expand(t, again, testWords)
-		if n, _ := st.Requests.CountDocuments(b.ctx, bson.M{"job_ids": again.ID}); n != 0 {
+		if n, _ := st.Collection(store.CollRequests).CountDocuments(b.ctx, bson.M{"job_ids": again.ID}); n != 0 {
 			t.Fatalf("%s: second run created %d requests", mode, n)
 		}
 	}
@@ -246,7 +246,7 @@ func TestFloridifyShape(t *testing.T) {
 		}
 		return out
 	}
-	defs := all[bson.M](t, ctx, st.Definitions, bson.M{})
+	defs := all[bson.M](t, ctx, st.Collection(store.CollDefinitions), bson.M{})
 	if len(defs) != 5 {
 		t.Fatalf("%d definitions", len(defs))
 	}
@@ -301,7 +301,7 @@ func TestFloridifyShape(t *testing.T) {
 		}
 		for _, id := range ids {
 			var ex bson.M
-			if err := st.Examples.FindOne(ctx, bson.M{"_id": id}).Decode(&ex); err != nil {
+			if err := st.Collection(store.CollExamples).FindOne(ctx, bson.M{"_id": id}).Decode(&ex); err != nil {
 				t.Fatalf("example %v: %v", id, err)
 			}
 			mi, _ := ex["model_info"].(bson.D)
@@ -310,7 +310,7 @@ func TestFloridifyShape(t *testing.T) {
 			}
 		}
 	}
-	entries := all[bson.M](t, ctx, st.Entries, bson.M{})
+	entries := all[bson.M](t, ctx, st.Collection(store.CollDictionaryEntries), bson.M{})
 	if len(entries) != 2 {
 		t.Fatalf("%d dictionary entries, want one synthesis entry per word", len(entries))
 	}
@@ -319,7 +319,7 @@ func TestFloridifyShape(t *testing.T) {
 			t.Fatalf("entry provider %v", e["provider"])
 		}
 		var p bson.M
-		if err := st.Pronunciations.FindOne(ctx, bson.M{"_id": e["pronunciation_id"]}).Decode(&p); err != nil {
+		if err := st.Collection(store.CollPronunciations).FindOne(ctx, bson.M{"_id": e["pronunciation_id"]}).Decode(&p); err != nil {
 			t.Fatalf("pronunciation_id %v: %v", e["pronunciation_id"], err)
 		}
 		if _, ok := p["phonetic"].(string); !ok || p["word_id"] != e["word_id"] {
@@ -334,7 +334,7 @@ func TestFloridifyShape(t *testing.T) {
 		}
 		for _, id := range factIDs {
 			var f bson.M
-			if err := st.Facts.FindOne(ctx, bson.M{"_id": id}).Decode(&f); err != nil {
+			if err := st.Collection(store.CollFacts).FindOne(ctx, bson.M{"_id": id}).Decode(&f); err != nil {
 				t.Fatalf("fact %v: %v", id, err)
 			}
 			if _, ok := f["content"].(string); !ok || f["word_id"] != e["word_id"] ||
@@ -372,26 +372,26 @@ func TestResultCacheServesTheSameSenseOnce(t *testing.T) {
 			t.Fatalf("first job: %d requests", n)
 		}
 		if corrupt != "" {
-			if _, err := st.Requests.UpdateMany(ctx, bson.M{"job_ids": "job1"}, bson.M{"$set": bson.M{"result": corrupt}}); err != nil {
+			if _, err := st.Collection(store.CollRequests).UpdateMany(ctx, bson.M{"job_ids": "job1"}, bson.M{"$set": bson.M{"result": corrupt}}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		first := all[store.Definition](t, ctx, st.Definitions, bson.M{})[0]
+		first := all[store.Definition](t, ctx, st.Collection(store.CollDefinitions), bson.M{})[0]
 		// Another provider brings the same sense.
 		second := store.Definition{ID: bson.NewObjectID(), WordID: first.WordID, PartOfSpeech: first.PartOfSpeech, Text: first.Text,
 			Synonyms: []string{}, Providers: []string{"wiktionary"}}
-		if _, err := st.Definitions.InsertOne(ctx, second); err != nil {
+		if _, err := st.Collection(store.CollDefinitions).InsertOne(ctx, second); err != nil {
 			t.Fatal(err)
 		}
 		job2 := newJob("job2", synthesis.ModePacked, comps)
 		job2.NoCache = noCache
 		b.expand(t, job2, []store.InputWord{{Word: "bank"}})
-		reqs := all[store.Request](t, ctx, st.Requests, bson.M{"job_ids": "job2"})
+		reqs := all[store.Request](t, ctx, st.Collection(store.CollRequests), bson.M{"job_ids": "job2"})
 		if len(reqs) != 1 || !slices.Equal(reqs[0].DefinitionIDs, []bson.ObjectID{second.ID}) {
 			t.Fatalf("second job: %+v", reqs)
 		}
 		var got store.Definition
-		if err := st.Definitions.FindOne(ctx, bson.M{"_id": second.ID}).Decode(&got); err != nil {
+		if err := st.Collection(store.CollDefinitions).FindOne(ctx, bson.M{"_id": second.ID}).Decode(&got); err != nil {
 			t.Fatal(err)
 		}
 		return b, first, got, reqs[0]
@@ -400,7 +400,7 @@ func TestResultCacheServesTheSameSenseOnce(t *testing.T) {
 	t.Run("Cached", func(t *testing.T) {
 		t.Parallel()
 		b, first, second, r := run(t, false, "")
-		src := all[store.Request](t, b.ctx, b.d.Store.Requests, bson.M{"job_ids": "job1"})
+		src := all[store.Request](t, b.ctx, b.d.Store.Collection(store.CollRequests), bson.M{"job_ids": "job1"})
 		if r.State != store.StateSucceeded || !r.Applied || r.CachedFrom != src[0].ID || r.Attempts != 0 ||
 			r.Usage != (store.Usage{}) || r.CostUSD != 0 || r.Result == "" {
 			t.Fatalf("cached request: %+v", r)
@@ -440,16 +440,16 @@ func TestForceRegenerates(t *testing.T) {
 	word := []store.InputWord{{Word: "bank", Definitions: testWords[0].Definitions[:1]}}
 	b.expand(t, newJob("job1", synthesis.ModePacked, comps), word)
 	b.answerPending(t, "job1")
-	def := all[store.Definition](t, ctx, st.Definitions, bson.M{})[0]
+	def := all[store.Definition](t, ctx, st.Collection(store.CollDefinitions), bson.M{})[0]
 	oldExamples := def.ExampleIDs
 	lit := store.Example{ID: bson.NewObjectID(), DefinitionID: def.ID, Text: "A quotation from a novel.", Type: "literature", Version: 1}
-	if _, err := st.Examples.InsertOne(ctx, lit); err != nil {
+	if _, err := st.Collection(store.CollExamples).InsertOne(ctx, lit); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Definitions.UpdateOne(ctx, bson.M{"_id": def.ID}, bson.M{"$push": bson.M{"example_ids": lit.ID}}); err != nil {
+	if _, err := st.Collection(store.CollDefinitions).UpdateOne(ctx, bson.M{"_id": def.ID}, bson.M{"$push": bson.M{"example_ids": lit.ID}}); err != nil {
 		t.Fatal(err)
 	}
-	entry := all[store.DictionaryEntry](t, ctx, st.Entries, bson.M{})[0]
+	entry := all[store.DictionaryEntry](t, ctx, st.Collection(store.CollDictionaryEntries), bson.M{})[0]
 
 	forced := newJob("job2", synthesis.ModePacked, comps)
 	forced.Force = true
@@ -458,7 +458,7 @@ func TestForceRegenerates(t *testing.T) {
 		t.Fatalf("forced job sent %d requests, want 2 (none from the cache)", n)
 	}
 
-	if err := st.Definitions.FindOne(ctx, bson.M{"_id": def.ID}).Decode(&def); err != nil {
+	if err := st.Collection(store.CollDefinitions).FindOne(ctx, bson.M{"_id": def.ID}).Decode(&def); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Contains(def.ExampleIDs, lit.ID) {
@@ -468,25 +468,25 @@ func TestForceRegenerates(t *testing.T) {
 		if slices.Contains(def.ExampleIDs, id) {
 			t.Fatalf("old generated example %s still linked", id.Hex())
 		}
-		if n, _ := st.Examples.CountDocuments(ctx, bson.M{"_id": id}); n != 0 {
+		if n, _ := st.Collection(store.CollExamples).CountDocuments(ctx, bson.M{"_id": id}); n != 0 {
 			t.Fatalf("old generated example %s not removed", id.Hex())
 		}
 	}
-	if n, _ := st.Examples.CountDocuments(ctx, bson.M{"_id": lit.ID}); n != 1 {
+	if n, _ := st.Collection(store.CollExamples).CountDocuments(ctx, bson.M{"_id": lit.ID}); n != 1 {
 		t.Fatal("literature example removed")
 	}
-	if n, _ := st.Examples.CountDocuments(ctx, bson.M{}); int(n) != len(def.ExampleIDs) {
+	if n, _ := st.Collection(store.CollExamples).CountDocuments(ctx, bson.M{}); int(n) != len(def.ExampleIDs) {
 		t.Fatalf("%d examples, %d linked", n, len(def.ExampleIDs))
 	}
 
 	var now store.DictionaryEntry
-	if err := st.Entries.FindOne(ctx, bson.M{"_id": entry.ID}).Decode(&now); err != nil {
+	if err := st.Collection(store.CollDictionaryEntries).FindOne(ctx, bson.M{"_id": entry.ID}).Decode(&now); err != nil {
 		t.Fatal(err)
 	}
 	if *now.PronunciationID == *entry.PronunciationID {
 		t.Fatal("pronunciation not regenerated")
 	}
-	if n, _ := st.Pronunciations.CountDocuments(ctx, bson.M{}); n != 1 {
+	if n, _ := st.Collection(store.CollPronunciations).CountDocuments(ctx, bson.M{}); n != 1 {
 		t.Fatalf("%d pronunciations, want the new one only", n)
 	}
 	for _, id := range entry.FactIDs {
@@ -494,7 +494,7 @@ func TestForceRegenerates(t *testing.T) {
 			t.Fatal("old fact still linked")
 		}
 	}
-	if n, _ := st.Facts.CountDocuments(ctx, bson.M{}); int(n) != len(now.FactIDs) {
+	if n, _ := st.Collection(store.CollFacts).CountDocuments(ctx, bson.M{}); int(n) != len(now.FactIDs) {
 		t.Fatalf("%d facts, %d linked", n, len(now.FactIDs))
 	}
 }
@@ -507,7 +507,7 @@ func TestWordComponentsInFlightAreNotAskedTwice(t *testing.T) {
 	word := testWords[:1]
 	b.expand(t, newJob("job1", synthesis.ModePacked, []string{"pronunciation"}), word)
 	b.expand(t, newJob("job2", synthesis.ModePacked, []string{"pronunciation", "etymology"}), word)
-	reqs := all[store.Request](t, b.ctx, b.d.Store.Requests, bson.M{"job_ids": "job2"})
+	reqs := all[store.Request](t, b.ctx, b.d.Store.Collection(store.CollRequests), bson.M{"job_ids": "job2"})
 	if len(reqs) != 2 {
 		t.Fatalf("job2 has %d requests, want its own and the one it follows", len(reqs))
 	}

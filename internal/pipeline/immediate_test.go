@@ -79,7 +79,7 @@ func urgentJob(t *testing.T, d *pipeline.Deps, words []store.InputWord) *store.J
 
 func requestsOf(t *testing.T, d *pipeline.Deps, jobID string) []store.Request {
 	t.Helper()
-	cur, err := d.Store.Requests.Find(context.Background(), bson.M{"job_ids": jobID})
+	cur, err := d.Store.Collection(store.CollRequests).Find(context.Background(), bson.M{"job_ids": jobID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestRunImmediate(t *testing.T) {
 		usage, cost = usage.Add(r.Usage), cost+r.CostUSD
 		for _, id := range r.DefinitionIDs {
 			var def store.Definition
-			if err := d.Store.Definitions.FindOne(ctx, bson.M{"_id": id}).Decode(&def); err != nil {
+			if err := d.Store.Collection(store.CollDefinitions).FindOne(ctx, bson.M{"_id": id}).Decode(&def); err != nil {
 				t.Fatal(err)
 			}
 			if len(def.Synonyms) == 0 || def.CEFRLevel == nil {

@@ -23,10 +23,10 @@ func TestFinishIfDone(t *testing.T) {
 	job := newJob("job1", synthesis.ModePacked, []string{"cefr_level", "register"})
 	b.expand(t, job, testWords)
 	job.Status = store.JobRunning
-	if _, err := st.Jobs.InsertOne(ctx, job); err != nil {
+	if _, err := st.Collection(store.CollJobs).InsertOne(ctx, job); err != nil {
 		t.Fatal(err)
 	}
-	reqs := all[store.Request](t, ctx, st.Requests, bson.M{"job_ids": job.ID})
+	reqs := all[store.Request](t, ctx, st.Collection(store.CollRequests), bson.M{"job_ids": job.ID})
 	if len(reqs) < 3 {
 		t.Fatalf("%d requests, want at least 3", len(reqs))
 	}
@@ -46,7 +46,7 @@ func TestFinishIfDone(t *testing.T) {
 	}
 	set := func(id string, fields bson.M) {
 		t.Helper()
-		if _, err := st.Requests.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": fields}); err != nil {
+		if _, err := st.Collection(store.CollRequests).UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": fields}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -75,10 +75,10 @@ func TestOneProgressRead(t *testing.T) {
 	job := newJob("job1", synthesis.ModePerComponent, []string{"cefr_level", "register"})
 	b.expand(t, job, testWords)
 	job.Status = store.JobRunning
-	if _, err := st.Jobs.InsertOne(ctx, job); err != nil {
+	if _, err := st.Collection(store.CollJobs).InsertOne(ctx, job); err != nil {
 		t.Fatal(err)
 	}
-	reqs := all[store.Request](t, ctx, st.Requests, bson.M{"job_ids": job.ID})
+	reqs := all[store.Request](t, ctx, st.Collection(store.CollRequests), bson.M{"job_ids": job.ID})
 	if len(reqs) < 9 {
 		t.Fatalf("%d requests, want at least 9", len(reqs))
 	}
@@ -89,13 +89,13 @@ func TestOneProgressRead(t *testing.T) {
 		{ID: "sb_a", Model: "gpt-4o-mini", State: store.BatchTerminal, OpenAIStatus: "cancelled", CancelAsked: true, RequestCount: 6, StatusHistory: []store.StatusChange{}, CreatedAt: now},
 		{ID: "sb_b", Model: "gpt-4o-mini", State: store.BatchSubmitted, OpenAIStatus: "in_progress", RequestCount: 1, StatusHistory: []store.StatusChange{}, CreatedAt: now.Add(time.Second)},
 	} {
-		if _, err := st.Batches.InsertOne(ctx, bd); err != nil {
+		if _, err := st.Collection(store.CollBatches).InsertOne(ctx, bd); err != nil {
 			t.Fatal(err)
 		}
 	}
 	set := func(id string, fields bson.M) {
 		t.Helper()
-		if _, err := st.Requests.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": fields}); err != nil {
+		if _, err := st.Collection(store.CollRequests).UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": fields}); err != nil {
 			t.Fatal(err)
 		}
 	}

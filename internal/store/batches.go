@@ -18,7 +18,7 @@ import (
 
 // InsertBatch stores a new batch document.
 func (s *Store) InsertBatch(ctx context.Context, b *Batch) error {
-	if _, err := s.Batches.InsertOne(ctx, b); err != nil {
+	if _, err := s.batches.InsertOne(ctx, b); err != nil {
 		return fmt.Errorf("error creating batch document: %w", err)
 	}
 	return nil
@@ -27,7 +27,7 @@ func (s *Store) InsertBatch(ctx context.Context, b *Batch) error {
 // DeleteEmptyBatch removes batch document id while it is still claiming. Only for a document no request
 // names: its claim took nothing.
 func (s *Store) DeleteEmptyBatch(ctx context.Context, id string) error {
-	if _, err := s.Batches.DeleteOne(ctx, bson.M{"_id": id, "state": BatchClaiming}); err != nil {
+	if _, err := s.batches.DeleteOne(ctx, bson.M{"_id": id, "state": BatchClaiming}); err != nil {
 		return fmt.Errorf("error removing empty batch %s: %w", id, err)
 	}
 	return nil
@@ -37,7 +37,7 @@ func (s *Store) DeleteEmptyBatch(ctx context.Context, id string) error {
 // built and whose lease ran out (its builder died or handed it back). It returns nil when there is none.
 func (s *Store) LeaseForBuild(ctx context.Context, model, owner string, now time.Time, lease time.Duration) (*Batch, error) {
 	var b Batch
-	err := s.Batches.FindOneAndUpdate(ctx,
+	err := s.batches.FindOneAndUpdate(ctx,
 		bson.M{"model": model, "state": bson.M{"$in": BuildStates}, "lease_until": bson.M{"$lt": now}},
 		bson.M{"$set": bson.M{"lease_owner": owner, "lease_until": now.Add(lease)}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After).SetSort(bson.D{{Key: "created_at", Value: 1}}),
@@ -54,7 +54,7 @@ func (s *Store) LeaseForBuild(ctx context.Context, model, owner string, now time
 // RenewLease extends owner's lease on batch document id to until, while owner holds it and the document is
 // in one of states. It reports false when nothing matched: the document moved on or was taken over.
 func (s *Store) RenewLease(ctx context.Context, id, owner string, states []BatchState, until time.Time) (bool, error) {
-	res, err := s.Batches.UpdateOne(ctx, bson.M{"_id": id, "lease_owner": owner, "state": bson.M{"$in": states}},
+	res, err := s.batches.UpdateOne(ctx, bson.M{"_id": id, "lease_owner": owner, "state": bson.M{"$in": states}},
 		bson.M{"$set": bson.M{"lease_until": until}})
 	if err != nil {
 		return false, err
@@ -64,13 +64,13 @@ func (s *Store) RenewLease(ctx context.Context, id, owner string, states []Batch
 
 // ReleaseLease lets other workers take batch document id from until on, if owner still holds it.
 func (s *Store) ReleaseLease(ctx context.Context, id, owner string, until time.Time) error {
-	_, err := s.Batches.UpdateOne(ctx, bson.M{"_id": id, "lease_owner": owner}, bson.M{"$set": bson.M{"lease_until": until}})
+	_, err := s.batches.UpdateOne(ctx, bson.M{"_id": id, "lease_owner": owner}, bson.M{"$set": bson.M{"lease_until": until}})
 	return err
 }
 
 // ExpireLease ends the lease on batch document id at at, whoever holds it.
 func (s *Store) ExpireLease(ctx context.Context, id string, at time.Time) error {
-	_, err := s.Batches.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"lease_until": at}})
+	_, err := s.batches.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"lease_until": at}})
 	return err
 }
 
@@ -79,7 +79,7 @@ func (s *Store) ExpireLease(ctx context.Context, id string, at time.Time) error 
 func (s *Store) moveBatchDoc(ctx context.Context, id string, from, to BatchState, set bson.M, now time.Time) (bool, error) {
 	fields := bson.M{"state": to, "updated_at": now}
 	maps.Copy(fields, set)
-	res, err := s.Batches.UpdateOne(ctx, bson.M{"_id": id, "state": batchMove(to, from)}, bson.M{"$set": fields})
+	res, err := s.batches.UpdateOne(ctx, bson.M{"_id": id, "state": batchMove(to, from)}, bson.M{"$set": fields})
 	if err != nil {
 		return false, fmt.Errorf("error moving batch %s %s -> %s: %w", id, from, to, err)
 	}
@@ -100,7 +100,7 @@ func (s *Store) RecordUploaded(ctx context.Context, id, fileID string, bytes int
 // MarkCreating moves batch document id from uploaded to creating, counting a create attempt: from here on, a
 // create's outcome is unknown until it is recorded.
 func (s *Store) MarkCreating(ctx context.Context, id string, now time.Time) (bool, error) {
-	res, err := s.Batches.UpdateOne(ctx, bson.M{"_id": id, "state": batchMove(BatchCreating, BatchUploaded)},
+	res, err := s.batches.UpdateOne(ctx, bson.M{"_id": id, "state": batchMove(BatchCreating, BatchUploaded)},
 		bson.M{"$set": bson.M{"state": BatchCreating, "updated_at": now}, "$inc": bson.M{"create_attempts": 1}})
 	if err != nil {
 		return false, fmt.Errorf("error marking %s creating: %w", id, err)
@@ -110,7 +110,7 @@ func (s *Store) MarkCreating(ctx context.Context, id string, now time.Time) (boo
 
 // CountCreateAttempt counts one more create attempt of batch document id while it is creating.
 func (s *Store) CountCreateAttempt(ctx context.Context, id string, now time.Time) error {
-	if _, err := s.Batches.UpdateOne(ctx, bson.M{"_id": id, "state": BatchCreating},
+	if _, err := s.batches.UpdateOne(ctx, bson.M{"_id": id, "state": BatchCreating},
 		bson.M{"$inc": bson.M{"create_attempts": 1}, "$set": bson.M{"updated_at": now}}); err != nil {
 		return fmt.Errorf("error counting create attempt: %w", err)
 	}
@@ -120,7 +120,7 @@ func (s *Store) CountCreateAttempt(ctx context.Context, id string, now time.Time
 // CountUploadAttempt counts one more upload attempt of batch document id and returns the attempts so far.
 func (s *Store) CountUploadAttempt(ctx context.Context, id string) (int, error) {
 	var counted Batch
-	if err := s.Batches.FindOneAndUpdate(ctx, bson.M{"_id": id}, bson.M{"$inc": bson.M{"upload_attempts": 1}},
+	if err := s.batches.FindOneAndUpdate(ctx, bson.M{"_id": id}, bson.M{"$inc": bson.M{"upload_attempts": 1}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&counted); err != nil {
 		return 0, fmt.Errorf("error counting upload attempt of %s: %w", id, err)
 	}
@@ -186,7 +186,7 @@ func (s *Store) RecordProviderStatus(ctx context.Context, id, prev string, st Pr
 	if st.Status != prev {
 		upd["$push"] = bson.M{"status_history": StatusChange{Status: st.Status, At: now}}
 	}
-	res, err := s.Batches.UpdateOne(ctx, bson.M{"_id": id, "state": state, "status_rank": bson.M{"$lte": rank}}, upd)
+	res, err := s.batches.UpdateOne(ctx, bson.M{"_id": id, "state": state, "status_rank": bson.M{"$lte": rank}}, upd)
 	if err != nil {
 		return false, fmt.Errorf("error recording status of %s: %w", id, err)
 	}

@@ -194,7 +194,7 @@ func (s *Store) WordEntryStates(ctx context.Context, wordIDs []ObjectID, what Wo
 	if len(wordIDs) == 0 {
 		return out, nil
 	}
-	cur, err := s.Entries.Find(ctx, bson.M{"word_id": bson.M{"$in": wordIDs}}, options.Find().SetProjection(bson.M{
+	cur, err := s.entries.Find(ctx, bson.M{"word_id": bson.M{"$in": wordIDs}}, options.Find().SetProjection(bson.M{
 		"word_id": 1, "provider": 1, "pronunciation_id": 1, "fact_ids": 1, "etymology": 1}))
 	if err != nil {
 		return nil, fmt.Errorf("error loading dictionary entries: %w", err)
@@ -241,7 +241,7 @@ func (s *Store) WordEntryStates(ctx context.Context, wordIDs []ObjectID, what Wo
 		return found, nil
 	}
 	if what.Pronunciation {
-		found, err := exists(s.Pronunciations, pronIDs)
+		found, err := exists(s.pronunciations, pronIDs)
 		if err != nil {
 			return nil, err
 		}
@@ -251,7 +251,7 @@ func (s *Store) WordEntryStates(ctx context.Context, wordIDs []ObjectID, what Wo
 		}
 	}
 	if what.Facts {
-		found, err := exists(s.Facts, factIDs)
+		found, err := exists(s.facts, factIDs)
 		if err != nil {
 			return nil, err
 		}

@@ -113,7 +113,7 @@ func (s *Store) WriteFloridify(ctx context.Context, w *FloridifyWrites) error {
 		return nil
 	}
 	if ex := insertModels(w.Examples); len(ex) > 0 {
-		if err := s.BulkWrite(ctx, s.Examples, ex, false); err != nil && !onlyDuplicateKeys(err) {
+		if err := s.BulkWrite(ctx, s.examples, ex, false); err != nil && !onlyDuplicateKeys(err) {
 			return fmt.Errorf("error writing examples: %w", err)
 		}
 	}
@@ -127,7 +127,7 @@ func (s *Store) WriteFloridify(ctx context.Context, w *FloridifyWrites) error {
 		}
 		// --force regenerates: older generated examples of this definition go, literature examples stay.
 		filter := bson.M{"definition_id": d.ID, "type": "generated", "_id": bson.M{"$nin": d.KeepExamples.Value}}
-		cur, err := s.Examples.Find(ctx, filter, options.Find().SetProjection(bson.M{"_id": 1}))
+		cur, err := s.examples.Find(ctx, filter, options.Find().SetProjection(bson.M{"_id": 1}))
 		if err != nil {
 			return fmt.Errorf("error finding old examples: %w", err)
 		}
@@ -147,7 +147,7 @@ func (s *Store) WriteFloridify(ctx context.Context, w *FloridifyWrites) error {
 		// $pullAll, not $pull with $in: FerretDB ignores the condition form and leaves the links in place.
 		defModels = append(defModels, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": d.ID}).
 			SetUpdate(bson.M{"$pullAll": bson.M{"example_ids": oldIDs}}))
-		if _, err := s.Examples.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": oldIDs}}); err != nil {
+		if _, err := s.examples.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": oldIDs}}); err != nil {
 			return fmt.Errorf("error removing old examples: %w", err)
 		}
 	}
@@ -160,7 +160,7 @@ func (s *Store) WriteFloridify(ctx context.Context, w *FloridifyWrites) error {
 	}
 	if len(defModels) > 0 {
 		// Ordered: the $pullAll of old examples must land before the $addToSet of new ones.
-		if err := s.BulkWrite(ctx, s.Definitions, defModels, true); err != nil {
+		if err := s.BulkWrite(ctx, s.definitions, defModels, true); err != nil {
 			return fmt.Errorf("error writing definitions: %w", err)
 		}
 	}
@@ -189,7 +189,7 @@ func (s *Store) writeWordLevel(ctx context.Context, w *FloridifyWrites) error {
 	for _, step := range []struct {
 		c      *mongo.Collection
 		models []mongo.WriteModel
-	}{{s.Pronunciations, insertModels(w.Pronunciations)}, {s.Facts, insertModels(w.Facts)}} {
+	}{{s.pronunciations, insertModels(w.Pronunciations)}, {s.facts, insertModels(w.Facts)}} {
 		if len(step.models) == 0 {
 			continue
 		}
@@ -200,7 +200,7 @@ func (s *Store) writeWordLevel(ctx context.Context, w *FloridifyWrites) error {
 	if err := s.removeReplaced(ctx, w.Entries); err != nil {
 		return err
 	}
-	cur, err := s.Words.Find(ctx, bson.M{"_id": bson.M{"$in": words}}, options.Find().SetProjection(bson.M{"languages": 1}))
+	cur, err := s.words.Find(ctx, bson.M{"_id": bson.M{"$in": words}}, options.Find().SetProjection(bson.M{"languages": 1}))
 	if err != nil {
 		return fmt.Errorf("error loading word languages: %w", err)
 	}
@@ -213,11 +213,11 @@ func (s *Store) writeWordLevel(ctx context.Context, w *FloridifyWrites) error {
 		langs[x.ID] = x.Languages
 	}
 	models := entryModels(w, langs)
-	err = s.BulkWrite(ctx, s.Entries, models, false)
+	err = s.BulkWrite(ctx, s.entries, models, false)
 	if err != nil && onlyDuplicateKeys(err) {
 		// Two appliers created the same word's entry at once (it is matched by word and provider, created
 		// with a fixed _id): the loser's update did not happen. The entry exists now, so it is an update.
-		err = s.BulkWrite(ctx, s.Entries, models, false)
+		err = s.BulkWrite(ctx, s.entries, models, false)
 	}
 	if err != nil {
 		return fmt.Errorf("error writing dictionary entries: %w", err)
@@ -280,7 +280,7 @@ func (s *Store) removeReplaced(ctx context.Context, writes []*EntryWrite) error 
 	if len(ids) == 0 {
 		return nil
 	}
-	cur, err := s.Entries.Find(ctx, bson.M{"word_id": bson.M{"$in": ids}, "provider": ProviderSynthesis},
+	cur, err := s.entries.Find(ctx, bson.M{"word_id": bson.M{"$in": ids}, "provider": ProviderSynthesis},
 		options.Find().SetProjection(bson.M{"word_id": 1, "pronunciation_id": 1, "fact_ids": 1}))
 	if err != nil {
 		return fmt.Errorf("error loading entries to regenerate: %w", err)
@@ -306,7 +306,7 @@ func (s *Store) removeReplaced(ctx context.Context, writes []*EntryWrite) error 
 	for _, step := range []struct {
 		c   *mongo.Collection
 		ids []ObjectID
-	}{{s.Pronunciations, oldPron}, {s.Facts, oldFacts}} {
+	}{{s.pronunciations, oldPron}, {s.facts, oldFacts}} {
 		if len(step.ids) == 0 {
 			continue
 		}

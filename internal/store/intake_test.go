@@ -30,7 +30,7 @@ func TestUpsertSubmittedWords(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	// A Floridify word stored without languages counts as English and keeps its id.
 	known := store.NewObjectID()
-	if _, err := st.Words.InsertOne(ctx, store.Word{ID: known, Text: "bank", CreatedAt: t0, UpdatedAt: t0}); err != nil {
+	if _, err := st.Collection(store.CollWords).InsertOne(ctx, store.Word{ID: known, Text: "bank", CreatedAt: t0, UpdatedAt: t0}); err != nil {
 		t.Fatal(err)
 	}
 	words := []store.InputWord{
@@ -50,7 +50,7 @@ func TestUpsertSubmittedWords(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]int64{store.CollWords: 2, store.CollDefinitions: 2, store.CollDictionaryEntries: 2} {
-		n, err := st.DB.Collection(name).CountDocuments(ctx, map[string]any{})
+		n, err := st.Collection(name).CountDocuments(ctx, map[string]any{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func TestUpsertSubmittedWords(t *testing.T) {
 		t.Fatal(err)
 	}
 	var entry store.DictionaryEntry
-	if err := st.Entries.FindOne(ctx, map[string]any{"_id": store.EntryID(known)}).Decode(&entry); err != nil {
+	if err := st.Collection(store.CollDictionaryEntries).FindOne(ctx, map[string]any{"_id": store.EntryID(known)}).Decode(&entry); err != nil {
 		t.Fatal(err)
 	}
 	want := []store.ObjectID{store.DefinitionID(known, "noun", "sloping land"), store.DefinitionID(known, "verb", "tilt")}
@@ -141,7 +141,7 @@ func TestImmediateMoves(t *testing.T) {
 		t.Fatalf("pending after dead: %v", got)
 	}
 	var r store.Request
-	if err := st.Requests.FindOne(ctx, map[string]any{"_id": "r1"}).Decode(&r); err != nil {
+	if err := st.Collection(store.CollRequests).FindOne(ctx, map[string]any{"_id": "r1"}).Decode(&r); err != nil {
 		t.Fatal(err)
 	}
 	if r.State != store.StateDead || r.BatchID != "" || r.SettledAt == nil || len(r.Errors) != 1 || r.Usage.OutputTokens != 3 {

@@ -192,7 +192,7 @@ func sortedSum(xs []float64) float64 {
 
 // readRequests runs the one query of a progress read and hands each request to each.
 func (s *Store) readRequests(ctx context.Context, filter bson.M, projection bson.M, each func(*progressRow)) error {
-	cur, err := s.Requests.Find(ctx, filter, options.Find().SetProjection(projection).SetBatchSize(5000))
+	cur, err := s.requests.Find(ctx, filter, options.Find().SetProjection(projection).SetBatchSize(5000))
 	if err != nil {
 		return fmt.Errorf("error reading request progress: %w", err)
 	}
@@ -297,7 +297,7 @@ func (s *Store) FleetProgress(ctx context.Context) (*FleetProgress, error) {
 		return nil, err
 	}
 	f.Requests = t.progress()
-	cur, err := s.Batches.Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"status_history": 0, "errors": 0}))
+	cur, err := s.batches.Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"status_history": 0, "errors": 0}))
 	if err != nil {
 		return nil, fmt.Errorf("error reading batches: %w", err)
 	}
@@ -316,7 +316,7 @@ func (s *Store) FleetProgress(ctx context.Context) (*FleetProgress, error) {
 // applied. It stops at the first one, which the (job_ids, state) index finds at once, so that the scheduler's
 // sweep over running jobs costs one short query a job rather than a full progress read.
 func (s *Store) JobHasWorkLeft(ctx context.Context, jobID string) (bool, error) {
-	err := s.Requests.FindOne(ctx, bson.M{"job_ids": jobID, "$or": bson.A{
+	err := s.requests.FindOne(ctx, bson.M{"job_ids": jobID, "$or": bson.A{
 		bson.M{"state": bson.M{"$in": bson.A{StatePending, StateClaimed, StateSubmitted}}},
 		bson.M{"state": StateSucceeded, "applied": false},
 	}}, options.FindOne().SetProjection(bson.M{"_id": 1})).Err()
@@ -332,7 +332,7 @@ func (s *Store) JobHasWorkLeft(ctx context.Context, jobID string) (bool, error) 
 // FinishJob marks running job jobID done at at, and reports whether it moved. The caller checks first that
 // nothing is left to do (JobHasWorkLeft); the scheduler's sweep is the only caller.
 func (s *Store) FinishJob(ctx context.Context, jobID string, at time.Time) (bool, error) {
-	res, err := s.Jobs.UpdateOne(ctx, bson.M{"_id": jobID, "status": jobMove(JobDone, JobRunning)},
+	res, err := s.jobs.UpdateOne(ctx, bson.M{"_id": jobID, "status": jobMove(JobDone, JobRunning)},
 		bson.M{"$set": bson.M{"status": JobDone, "finished_at": at, "updated_at": at}})
 	if err != nil {
 		return false, fmt.Errorf("error marking job %s done: %w", jobID, err)

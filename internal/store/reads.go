@@ -26,7 +26,7 @@ func (s *Store) RecentJobs(ctx context.Context, f JobFilter, limit int64) ([]Job
 	if f.Brief {
 		o.SetProjection(bson.M{"words_missing": 0, "input_errors": 0, "expanded": 0})
 	}
-	cur, err := s.Jobs.Find(ctx, filter, o)
+	cur, err := s.jobs.Find(ctx, filter, o)
 	if err != nil {
 		return nil, fmt.Errorf("error listing jobs: %w", err)
 	}
@@ -52,7 +52,7 @@ func (s *Store) RecentBatches(ctx context.Context, f BatchFilter, limit int64) (
 	if f.Model != "" {
 		filter["model"] = f.Model
 	}
-	cur, err := s.Batches.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}}).SetLimit(limit))
+	cur, err := s.batches.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}}).SetLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("error listing batches: %w", err)
 	}
@@ -68,7 +68,7 @@ func (s *Store) RecentBatches(ctx context.Context, f BatchFilter, limit int64) (
 // SucceededBodyHashes returns the hashes among hashes that a succeeded request of prompt version
 // promptVersion holds an answer for: the result cache.
 func (s *Store) SucceededBodyHashes(ctx context.Context, hashes []string, promptVersion string) (map[string]bool, error) {
-	cur, err := s.Requests.Find(ctx, bson.M{"body_hash": bson.M{"$in": hashes}, "state": StateSucceeded,
+	cur, err := s.requests.Find(ctx, bson.M{"body_hash": bson.M{"$in": hashes}, "state": StateSucceeded,
 		"prompt_version": promptVersion}, options.Find().SetProjection(bson.M{"body_hash": 1}))
 	if err != nil {
 		return nil, fmt.Errorf("error looking up cached results: %w", err)

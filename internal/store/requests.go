@@ -17,7 +17,7 @@ import (
 
 // StartExpansion moves job jobID from submitted to expanding, and reports whether it moved.
 func (s *Store) StartExpansion(ctx context.Context, jobID string, at time.Time) (bool, error) {
-	res, err := s.Jobs.UpdateOne(ctx, bson.M{"_id": jobID, "status": jobMove(JobExpanding, JobSubmitted)},
+	res, err := s.jobs.UpdateOne(ctx, bson.M{"_id": jobID, "status": jobMove(JobExpanding, JobSubmitted)},
 		bson.M{"$set": bson.M{"status": JobExpanding, "updated_at": at}})
 	if err != nil {
 		return false, fmt.Errorf("error starting job %s: %w", jobID, err)
@@ -27,7 +27,7 @@ func (s *Store) StartExpansion(ctx context.Context, jobID string, at time.Time) 
 
 // FinishExpansion moves job jobID from expanding to running, and reports whether it moved.
 func (s *Store) FinishExpansion(ctx context.Context, jobID string, at time.Time) (bool, error) {
-	res, err := s.Jobs.UpdateOne(ctx, bson.M{"_id": jobID, "status": jobMove(JobRunning, JobExpanding)},
+	res, err := s.jobs.UpdateOne(ctx, bson.M{"_id": jobID, "status": jobMove(JobRunning, JobExpanding)},
 		bson.M{"$set": bson.M{"status": JobRunning, "expanded_at": at, "updated_at": at}})
 	if err != nil {
 		return false, fmt.Errorf("error finishing expansion of job %s: %w", jobID, err)
@@ -39,7 +39,7 @@ func (s *Store) FinishExpansion(ctx context.Context, jobID string, at time.Time)
 func (s *Store) JobInputChunk(ctx context.Context, jobID string, seq int) (*JobInput, error) {
 	id := fmt.Sprintf("%s:%d", jobID, seq)
 	var in JobInput
-	err := s.Inputs.FindOne(ctx, bson.M{"_id": id}).Decode(&in)
+	err := s.inputs.FindOne(ctx, bson.M{"_id": id}).Decode(&in)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, fmt.Errorf("input chunk %q: %w", id, ErrNotFound)
 	}
@@ -75,7 +75,7 @@ func (s *Store) RecordExpandedChunk(ctx context.Context, jobID string, c Expande
 		upd["$push"] = push
 	}
 	// The filter makes the $inc and $push happen once per chunk even if two runs race.
-	res, err := s.Jobs.UpdateOne(ctx, bson.M{"_id": jobID, "expanded": bson.M{"$ne": c.Seq}}, upd)
+	res, err := s.jobs.UpdateOne(ctx, bson.M{"_id": jobID, "expanded": bson.M{"$ne": c.Seq}}, upd)
 	if err != nil {
 		return false, fmt.Errorf("error recording chunk %d of job %s: %w", c.Seq, jobID, err)
 	}
@@ -139,7 +139,7 @@ func (s *Store) InsertRequests(ctx context.Context, reqs []NewRequest, at time.T
 	}
 	// Insert-if-absent: the deterministic _id refuses a piece that is already requested. One insert command
 	// for the chunk (and FollowRequests for the pieces that existed) is far cheaper than an upsert per request.
-	if err := s.BulkWrite(ctx, s.Requests, models, false); err != nil {
+	if err := s.BulkWrite(ctx, s.requests, models, false); err != nil {
 		dups, ok := DuplicateIndexes(err)
 		if !ok {
 			return nil, fmt.Errorf("error writing requests: %w", err)
@@ -156,7 +156,7 @@ func (s *Store) FollowRequests(ctx context.Context, jobID string, ids []string) 
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := s.UpdateMany(ctx, s.Requests, bson.M{"_id": bson.M{"$in": ids}},
+	if _, err := s.UpdateMany(ctx, s.requests, bson.M{"_id": bson.M{"$in": ids}},
 		bson.M{"$addToSet": bson.M{"job_ids": jobID}}); err != nil {
 		return fmt.Errorf("error linking requests to job: %w", err)
 	}
@@ -169,7 +169,7 @@ func (s *Store) InFlightOnDefinitions(ctx context.Context, defIDs []ObjectID, jo
 	if len(defIDs) == 0 {
 		return nil, nil
 	}
-	cur, err := s.Requests.Find(ctx, bson.M{
+	cur, err := s.requests.Find(ctx, bson.M{
 		"definition_ids": bson.M{"$in": defIDs},
 		"state":          bson.M{"$in": bson.A{StatePending, StateClaimed, StateSubmitted}},
 		"job_ids":        bson.M{"$ne": jobID},
@@ -193,7 +193,7 @@ func (s *Store) InFlightOnDefinitions(ctx context.Context, defIDs []ObjectID, jo
 // as they are consumed; a read error is yielded last. Ranging over the sequence closes the cursor, so a caller
 // that gets no error must range over it.
 func (s *Store) PendingRequestsOfJob(ctx context.Context, jobID, model string) (iter.Seq2[Request, error], error) {
-	cur, err := s.Requests.Find(ctx, bson.M{"job_ids": jobID, "state": StatePending, "model": model},
+	cur, err := s.requests.Find(ctx, bson.M{"job_ids": jobID, "state": StatePending, "model": model},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("error loading requests of %s: %w", jobID, err)
@@ -220,7 +220,7 @@ func (s *Store) PendingRequestsOfJob(ctx context.Context, jobID, model string) (
 // claimed; nil if it was not pending (a batch builder claimed it first, or it settled meanwhile).
 func (s *Store) ClaimImmediate(ctx context.Context, id, marker string, at time.Time) (*Request, error) {
 	var claimed Request
-	err := s.Requests.FindOneAndUpdate(ctx, bson.M{"_id": id, "state": requestMove(StateClaimed, StatePending)},
+	err := s.requests.FindOneAndUpdate(ctx, bson.M{"_id": id, "state": requestMove(StateClaimed, StatePending)},
 		bson.M{"$set": bson.M{"state": StateClaimed, "batch_id": marker, "updated_at": at}, "$inc": bson.M{"attempts": 1}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&claimed)
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -241,7 +241,7 @@ func heldImmediate(claimed *Request, to RequestState) bson.M {
 // ReleaseImmediate moves a request claimed by ClaimImmediate back to pending after a transport error, giving
 // its attempt back, and reports whether it moved.
 func (s *Store) ReleaseImmediate(ctx context.Context, claimed *Request, lastError string, at time.Time) (bool, error) {
-	res, err := s.Requests.UpdateOne(ctx, heldImmediate(claimed, StatePending), bson.M{
+	res, err := s.requests.UpdateOne(ctx, heldImmediate(claimed, StatePending), bson.M{
 		"$set":   bson.M{"state": StatePending, "last_error": lastError, "updated_at": at},
 		"$unset": bson.M{"batch_id": ""}, "$inc": bson.M{"attempts": -1}})
 	if err != nil {
@@ -253,7 +253,7 @@ func (s *Store) ReleaseImmediate(ctx context.Context, claimed *Request, lastErro
 // SucceedImmediate moves a request claimed by ClaimImmediate to succeeded and applied with its answer, and
 // reports whether it moved (false: it was released while its call ran).
 func (s *Store) SucceedImmediate(ctx context.Context, claimed *Request, result string, usage Usage, cost float64, at time.Time) (bool, error) {
-	res, err := s.Requests.UpdateOne(ctx, heldImmediate(claimed, StateSucceeded), bson.M{
+	res, err := s.requests.UpdateOne(ctx, heldImmediate(claimed, StateSucceeded), bson.M{
 		"$set": bson.M{"state": StateSucceeded, "result": result, "applied": true, "applied_at": at,
 			"settled_at": at, "updated_at": at, "immediate": true, "usage": usage, "cost_usd": cost},
 		"$unset": bson.M{"batch_id": ""}})
@@ -273,7 +273,7 @@ func (s *Store) FailImmediate(ctx context.Context, claimed *Request, to RequestS
 	if to == StateDead {
 		set["settled_at"] = at
 	}
-	res, err := s.Requests.UpdateOne(ctx, heldImmediate(claimed, to), bson.M{"$set": set, "$unset": bson.M{"batch_id": ""},
+	res, err := s.requests.UpdateOne(ctx, heldImmediate(claimed, to), bson.M{"$set": set, "$unset": bson.M{"batch_id": ""},
 		"$push": bson.M{"errors": AttemptError{Attempt: claimed.Attempts, Reason: reason, At: at}}})
 	if err != nil {
 		return false, fmt.Errorf("error settling %s: %w", claimed.ID, err)

@@ -15,7 +15,7 @@ import (
 // LeaseTerminalBatch takes the apply lease of terminal batch id for owner until now+lease, if no one holds
 // it. It reports false when the batch is not terminal or another applier holds an unexpired lease.
 func (s *Store) LeaseTerminalBatch(ctx context.Context, id, owner string, now time.Time, lease time.Duration) (bool, error) {
-	res, err := s.Batches.UpdateOne(ctx, bson.M{"_id": id, "state": BatchTerminal, "lease_until": bson.M{"$lt": now}},
+	res, err := s.batches.UpdateOne(ctx, bson.M{"_id": id, "state": BatchTerminal, "lease_until": bson.M{"$lt": now}},
 		bson.M{"$set": bson.M{"lease_owner": owner, "lease_until": now.Add(lease)}})
 	if err != nil {
 		return false, fmt.Errorf("error leasing %s for apply: %w", id, err)
@@ -26,7 +26,7 @@ func (s *Store) LeaseTerminalBatch(ctx context.Context, id, owner string, now ti
 // FinishApply moves batch id from terminal to applied, recording what applying did to its requests and its
 // cost at batch and at immediate prices. It reports whether it moved.
 func (s *Store) FinishApply(ctx context.Context, id string, counts ApplyCounts, costUSD, immediateUSD float64, now time.Time) (bool, error) {
-	res, err := s.Batches.UpdateOne(ctx, bson.M{"_id": id, "state": batchMove(BatchApplied, BatchTerminal)}, bson.M{"$set": bson.M{
+	res, err := s.batches.UpdateOne(ctx, bson.M{"_id": id, "state": batchMove(BatchApplied, BatchTerminal)}, bson.M{"$set": bson.M{
 		"state": BatchApplied, "applied_at": now, "updated_at": now, "applied": counts,
 		"cost_usd": costUSD, "immediate_usd": immediateUSD,
 	}})
@@ -38,7 +38,7 @@ func (s *Store) FinishApply(ctx context.Context, id string, counts ApplyCounts, 
 
 // RequestsByIDs loads the requests of ids (those that exist), in no particular order.
 func (s *Store) RequestsByIDs(ctx context.Context, ids []string) ([]Request, error) {
-	cur, err := s.Requests.Find(ctx, bson.M{"_id": bson.M{"$in": ids}})
+	cur, err := s.requests.Find(ctx, bson.M{"_id": bson.M{"$in": ids}})
 	if err != nil {
 		return nil, fmt.Errorf("error loading requests: %w", err)
 	}
@@ -90,7 +90,7 @@ func (s *Store) SettleAttempts(ctx context.Context, batchID string, settles []At
 		}
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(upd))
 	}
-	if err := s.BulkWrite(ctx, s.Requests, models, false); err != nil {
+	if err := s.BulkWrite(ctx, s.requests, models, false); err != nil {
 		return fmt.Errorf("error settling requests: %w", err)
 	}
 	return nil
@@ -111,7 +111,7 @@ func (s *Store) MarkApplied(ctx context.Context, ids []string, now time.Time) (i
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	res, err := s.UpdateMany(ctx, s.Requests, bson.M{"_id": bson.M{"$in": ids}, "state": StateSucceeded},
+	res, err := s.UpdateMany(ctx, s.requests, bson.M{"_id": bson.M{"$in": ids}, "state": StateSucceeded},
 		bson.M{"$set": bson.M{"applied": true, "applied_at": now}})
 	if err != nil {
 		return 0, fmt.Errorf("error marking requests applied: %w", err)
@@ -128,7 +128,7 @@ func leftovers(batchID string, to RequestState) bson.M {
 // CancelLeftovers cancels the unsettled requests of batch batchID (its user cancelled it), recording reason.
 // It returns how many it cancelled.
 func (s *Store) CancelLeftovers(ctx context.Context, batchID, reason string, now time.Time) (int64, error) {
-	res, err := s.UpdateMany(ctx, s.Requests, leftovers(batchID, StateCancelled), bson.M{
+	res, err := s.UpdateMany(ctx, s.requests, leftovers(batchID, StateCancelled), bson.M{
 		"$set":  bson.M{"state": StateCancelled, "last_error": reason, "settled_at": now, "updated_at": now},
 		"$push": bson.M{"errors": AttemptError{BatchID: batchID, Reason: reason, At: now}}})
 	if err != nil {
@@ -142,7 +142,7 @@ func (s *Store) CancelLeftovers(ctx context.Context, batchID, reason string, now
 func (s *Store) SettleDeadLeftovers(ctx context.Context, batchID string, maxAttempts int, reason string, now time.Time) (int64, error) {
 	filter := leftovers(batchID, StateDead)
 	filter["attempts"] = bson.M{"$gte": maxAttempts}
-	res, err := s.UpdateMany(ctx, s.Requests, filter, bson.M{
+	res, err := s.UpdateMany(ctx, s.requests, filter, bson.M{
 		"$set":  bson.M{"state": StateDead, "last_error": reason, "settled_at": now, "updated_at": now},
 		"$push": bson.M{"errors": AttemptError{BatchID: batchID, Reason: reason, At: now}}})
 	if err != nil {
@@ -159,7 +159,7 @@ func (s *Store) ReleaseLeftovers(ctx context.Context, batchID, reason string, gi
 	if giveBack {
 		upd["$inc"] = bson.M{"attempts": -1}
 	}
-	res, err := s.UpdateMany(ctx, s.Requests, leftovers(batchID, StatePending), upd)
+	res, err := s.UpdateMany(ctx, s.requests, leftovers(batchID, StatePending), upd)
 	if err != nil {
 		return 0, fmt.Errorf("error releasing requests: %w", err)
 	}
@@ -169,7 +169,7 @@ func (s *Store) ReleaseLeftovers(ctx context.Context, batchID, reason string, gi
 // CachedAnswers returns, for the result cache, the succeeded requests of prompt version promptVersion whose
 // body hash is one of hashes (only their id, body hash and result).
 func (s *Store) CachedAnswers(ctx context.Context, hashes []string, promptVersion string) ([]Request, error) {
-	cur, err := s.Requests.Find(ctx, bson.M{
+	cur, err := s.requests.Find(ctx, bson.M{
 		"body_hash": bson.M{"$in": hashes}, "state": StateSucceeded, "prompt_version": promptVersion,
 	}, options.Find().SetProjection(bson.M{"_id": 1, "body_hash": 1, "result": 1}))
 	if err != nil {
@@ -184,7 +184,7 @@ func (s *Store) CachedAnswers(ctx context.Context, hashes []string, promptVersio
 
 // UnappliedCached loads those of requests ids that were created from the result cache and are not applied yet.
 func (s *Store) UnappliedCached(ctx context.Context, ids []string) ([]Request, error) {
-	cur, err := s.Requests.Find(ctx, bson.M{"_id": bson.M{"$in": ids}, "state": StateSucceeded, "applied": false,
+	cur, err := s.requests.Find(ctx, bson.M{"_id": bson.M{"$in": ids}, "state": StateSucceeded, "applied": false,
 		"cached_from": bson.M{"$exists": true}})
 	if err != nil {
 		return nil, fmt.Errorf("error loading cached requests: %w", err)
@@ -199,7 +199,7 @@ func (s *Store) UnappliedCached(ctx context.Context, ids []string) ([]Request, e
 // RejectCachedAnswer sends succeeded, unapplied request id back to pending without its cached answer,
 // recording reason. It reports whether it moved.
 func (s *Store) RejectCachedAnswer(ctx context.Context, id, reason string, now time.Time) (bool, error) {
-	res, err := s.Requests.UpdateOne(ctx, bson.M{"_id": id, "state": requestMove(StatePending, StateSucceeded), "applied": false}, bson.M{
+	res, err := s.requests.UpdateOne(ctx, bson.M{"_id": id, "state": requestMove(StatePending, StateSucceeded), "applied": false}, bson.M{
 		"$set":   bson.M{"state": StatePending, "last_error": reason, "updated_at": now},
 		"$unset": bson.M{"result": "", "cached_from": "", "settled_at": ""},
 	})

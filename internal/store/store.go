@@ -13,23 +13,30 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// Store holds the collections of one database.
+// Store holds the collections of one database. They are unexported: every read and move goes through a typed
+// method of this package, so that each compare-and-set and each server-specific rule is written once.
 type Store struct {
-	Client *mongo.Client
-	DB     *mongo.Database
+	client *mongo.Client
+	db     *mongo.Database
 
-	Words, Definitions, Examples, Pronunciations, Facts, Entries *mongo.Collection
-	Jobs, Inputs, Requests, Batches, Models                      *mongo.Collection
-	// Bodies holds each request's rendered body (RequestBody), apart from Requests: bodies are large and
+	words, definitions, examples, pronunciations, facts, entries *mongo.Collection
+	jobs, inputs, requests, batches, models                      *mongo.Collection
+	// bodies holds each request's rendered body (RequestBody), apart from requests: bodies are large and
 	// read once, by the build, while request documents are read and written at every step (and, on
 	// FerretDB, every query reads the whole collection).
-	Bodies *mongo.Collection
+	bodies *mongo.Collection
 
-	// FerretDB is set when the server is FerretDB, whose limits differ (see FerretDBMaxBulk).
+	// FerretDB is set when the server is FerretDB, whose limits differ (see FerretDBMaxBulk). Only store and
+	// test infrastructure (benchmarks that tune MaxBulk) read it.
 	FerretDB bool
 	// MaxBulk is the most statements sent in one bulk command.
 	MaxBulk int
 }
+
+// Collection is a collection of the store's database, by name (store.CollRequests, ...), for test
+// infrastructure only (the chaos audit, benchmarks, tests that seed or inspect documents): production code
+// goes through the typed methods.
+func (s *Store) Collection(name string) *mongo.Collection { return s.db.Collection(name) }
 
 // Connect dials uri (MongoDB or a wire-compatible server) and checks it answers.
 func Connect(ctx context.Context, uri string, opts ...*options.ClientOptions) (*mongo.Client, error) {
@@ -52,20 +59,6 @@ func dial(ctx context.Context, uri string, opts ...*options.ClientOptions) (*mon
 	return cl, nil
 }
 
-// isFerretDB asks the server what it is; FerretDB's buildInfo carries a "ferretdb" section.
-func isFerretDB(ctx context.Context, cl *mongo.Client) bool {
-	var info bson.M
-	if err := cl.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
-		return false
-	}
-	for k := range info {
-		if strings.Contains(strings.ToLower(k), "ferretdb") {
-			return true
-		}
-	}
-	return false
-}
-
 // redact drops a URI (which may hold a password) from a driver error message.
 func redact(err error) string {
 	s := err.Error()
@@ -81,13 +74,13 @@ func redact(err error) string {
 func New(cl *mongo.Client, database string) *Store {
 	db := cl.Database(database)
 	return &Store{
-		Client: cl, DB: db,
-		Words: db.Collection(CollWords), Definitions: db.Collection(CollDefinitions),
-		Examples: db.Collection(CollExamples), Pronunciations: db.Collection(CollPronunciations),
-		Facts: db.Collection(CollFacts), Entries: db.Collection(CollDictionaryEntries),
-		Jobs: db.Collection(CollJobs), Inputs: db.Collection(CollInputs),
-		Requests: db.Collection(CollRequests), Batches: db.Collection(CollBatches),
-		Models: db.Collection(CollModelHold), Bodies: db.Collection(CollRequestBodies),
+		client: cl, db: db,
+		words: db.Collection(CollWords), definitions: db.Collection(CollDefinitions),
+		examples: db.Collection(CollExamples), pronunciations: db.Collection(CollPronunciations),
+		facts: db.Collection(CollFacts), entries: db.Collection(CollDictionaryEntries),
+		jobs: db.Collection(CollJobs), inputs: db.Collection(CollInputs),
+		requests: db.Collection(CollRequests), batches: db.Collection(CollBatches),
+		models: db.Collection(CollModelHold), bodies: db.Collection(CollRequestBodies),
 	}
 }
 
@@ -96,36 +89,36 @@ func New(cl *mongo.Client, database string) *Store {
 func (s *Store) EnsureIndexes(ctx context.Context) error {
 	s.detect(ctx)
 	idx := map[*mongo.Collection][]mongo.IndexModel{
-		s.Words: {
+		s.words: {
 			{Keys: bson.D{{Key: "text", Value: 1}, {Key: "languages", Value: 1}}},
 			{Keys: bson.D{{Key: "normalized", Value: 1}}},
 		},
-		s.Definitions: {
+		s.definitions: {
 			{Keys: bson.D{{Key: "word_id", Value: 1}}},
 			{Keys: bson.D{{Key: "word_id", Value: 1}, {Key: "part_of_speech", Value: 1}}},
 		},
-		s.Examples: {
+		s.examples: {
 			{Keys: bson.D{{Key: "definition_id", Value: 1}}},
 			{Keys: bson.D{{Key: "type", Value: 1}}},
 		},
-		s.Pronunciations: {{Keys: bson.D{{Key: "word_id", Value: 1}}}},
-		s.Facts:          {{Keys: bson.D{{Key: "word_id", Value: 1}}}},
-		s.Entries: {
+		s.pronunciations: {{Keys: bson.D{{Key: "word_id", Value: 1}}}},
+		s.facts:          {{Keys: bson.D{{Key: "word_id", Value: 1}}}},
+		s.entries: {
 			{Keys: bson.D{{Key: "word_id", Value: 1}, {Key: "provider", Value: 1}}},
 		},
-		s.Inputs: {{Keys: bson.D{{Key: "job_id", Value: 1}, {Key: "seq", Value: 1}}}},
-		s.Requests: {
+		s.inputs: {{Keys: bson.D{{Key: "job_id", Value: 1}, {Key: "seq", Value: 1}}}},
+		s.requests: {
 			{Keys: bson.D{{Key: "state", Value: 1}, {Key: "model", Value: 1}, {Key: "created_at", Value: 1}}},
 			{Keys: bson.D{{Key: "batch_id", Value: 1}, {Key: "state", Value: 1}}},
 			{Keys: bson.D{{Key: "job_ids", Value: 1}, {Key: "state", Value: 1}}},
 			{Keys: bson.D{{Key: "definition_ids", Value: 1}}},
 			{Keys: bson.D{{Key: "body_hash", Value: 1}, {Key: "state", Value: 1}}},
 		},
-		s.Batches: {
+		s.batches: {
 			{Keys: bson.D{{Key: "state", Value: 1}, {Key: "model", Value: 1}}},
 			{Keys: bson.D{{Key: "created_at", Value: -1}}},
 		},
-		s.Jobs: {{Keys: bson.D{{Key: "created_at", Value: -1}}}},
+		s.jobs: {{Keys: bson.D{{Key: "created_at", Value: -1}}}},
 	}
 	for c, models := range idx {
 		// Create only what is missing: FerretDB's createIndexes breaks on an index that already exists.
@@ -170,7 +163,7 @@ var ErrNotFound = errors.New("not found")
 // Job loads one job.
 func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
 	var j Job
-	err := s.Jobs.FindOne(ctx, bson.M{"_id": id}).Decode(&j)
+	err := s.jobs.FindOne(ctx, bson.M{"_id": id}).Decode(&j)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, fmt.Errorf("job %q: %w", id, ErrNotFound)
 	}
@@ -183,7 +176,7 @@ func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
 // Batch loads one batch by our id or OpenAI's.
 func (s *Store) Batch(ctx context.Context, id string) (*Batch, error) {
 	var b Batch
-	err := s.Batches.FindOne(ctx, bson.M{"$or": bson.A{bson.M{"_id": id}, bson.M{"openai_batch_id": id}}}).Decode(&b)
+	err := s.batches.FindOne(ctx, bson.M{"$or": bson.A{bson.M{"_id": id}, bson.M{"openai_batch_id": id}}}).Decode(&b)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, fmt.Errorf("batch %q: %w", id, ErrNotFound)
 	}
@@ -195,7 +188,7 @@ func (s *Store) Batch(ctx context.Context, id string) (*Batch, error) {
 
 // StateCounts counts requests by state under filter.
 func (s *Store) StateCounts(ctx context.Context, filter bson.M) (map[RequestState]int, error) {
-	cur, err := s.Requests.Aggregate(ctx, mongo.Pipeline{
+	cur, err := s.requests.Aggregate(ctx, mongo.Pipeline{
 		{{Key: "$match", Value: filter}},
 		{{Key: "$group", Value: bson.M{"_id": "$state", "n": bson.M{"$sum": 1}}}},
 	})
@@ -220,7 +213,7 @@ func (s *Store) StateCounts(ctx context.Context, filter bson.M) (map[RequestStat
 // UsageSum adds up billed usage and cost of requests under filter. It sums client-side: FerretDB's $sum
 // over embedded fields returned zeros here, and a projection of three numbers per request is cheap.
 func (s *Store) UsageSum(ctx context.Context, filter bson.M) (Usage, float64, error) {
-	cur, err := s.Requests.Find(ctx, filter, options.Find().SetProjection(bson.M{"usage": 1, "cost_usd": 1}).SetBatchSize(5000))
+	cur, err := s.requests.Find(ctx, filter, options.Find().SetProjection(bson.M{"usage": 1, "cost_usd": 1}).SetBatchSize(5000))
 	if err != nil {
 		return Usage{}, 0, fmt.Errorf("error summing usage: %w", err)
 	}
@@ -241,74 +234,6 @@ func (s *Store) UsageSum(ctx context.Context, filter bson.M) (Usage, float64, er
 	return u, cost, cur.Err()
 }
 
-// DistinctStrings returns the distinct non-empty string values of field under filter. It groups with an
-// aggregation rather than the distinct command, which FerretDB refuses when the client sets maxTimeMS.
-func DistinctStrings(ctx context.Context, c *mongo.Collection, field string, filter bson.M) ([]string, error) {
-	cur, err := c.Aggregate(ctx, mongo.Pipeline{
-		{{Key: "$match", Value: filter}},
-		{{Key: "$group", Value: bson.M{"_id": "$" + field}}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("error listing distinct %s of %s: %w", field, c.Name(), err)
-	}
-	defer cur.Close(ctx)
-	var out []string
-	for cur.Next(ctx) {
-		if s, ok := cur.Current.Lookup("_id").StringValueOK(); ok && s != "" {
-			out = append(out, s)
-		}
-	}
-	return out, cur.Err()
-}
-
-// FerretDBMaxBulk bounds the statements per bulk command on FerretDB: v1.24 with its SQLite backend stops
-// answering (the whole server) when one update command carries 100 statements or more.
-const FerretDBMaxBulk = 50
-
-// MaxBulkDefault is the statements per bulk command on MongoDB.
-const MaxBulkDefault = 5000
-
-// detect sets the FerretDB limits.
-func (s *Store) detect(ctx context.Context) {
-	if isFerretDB(ctx, s.Client) {
-		s.FerretDB = true
-		s.MaxBulk = FerretDBMaxBulk
-	}
-}
-
-// BulkWrite sends models in commands of at most MaxBulk statements. With ordered, the first error stops it.
-func (s *Store) BulkWrite(ctx context.Context, c *mongo.Collection, models []mongo.WriteModel, ordered bool) error {
-	size := s.MaxBulk
-	if size <= 0 {
-		size = MaxBulkDefault
-	}
-	if allInserts(models) {
-		// Inserts are one command of many documents, which FerretDB handles well; only updates must be split.
-		size = len(models)
-	}
-	var errs []error
-	for start := 0; start < len(models); start += size {
-		end := min(start+size, len(models))
-		_, err := c.BulkWrite(ctx, models[start:end], options.BulkWrite().SetOrdered(ordered))
-		if err != nil {
-			if ordered {
-				return err
-			}
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func allInserts(models []mongo.WriteModel) bool {
-	for _, m := range models {
-		if _, ok := m.(*mongo.InsertOneModel); !ok {
-			return false
-		}
-	}
-	return len(models) > 0
-}
-
 // InsertBodies stores request bodies, keeping any already stored: a request's id determines its body.
 // Bodies are written before their requests, so no request is without its body.
 func (s *Store) InsertBodies(ctx context.Context, bodies []RequestBody) error {
@@ -319,7 +244,7 @@ func (s *Store) InsertBodies(ctx context.Context, bodies []RequestBody) error {
 	for i := range bodies {
 		models[i] = mongo.NewInsertOneModel().SetDocument(&bodies[i])
 	}
-	if err := s.BulkWrite(ctx, s.Bodies, models, false); err != nil {
+	if err := s.BulkWrite(ctx, s.bodies, models, false); err != nil {
 		if _, dup := DuplicateIndexes(err); !dup {
 			return fmt.Errorf("error writing request bodies: %w", err)
 		}
@@ -331,7 +256,7 @@ func (s *Store) InsertBodies(ctx context.Context, bodies []RequestBody) error {
 func (s *Store) BodiesOf(ctx context.Context, ids []string) (map[string]string, error) {
 	out := make(map[string]string, len(ids))
 	for part := range slices.Chunk(ids, 5000) {
-		cur, err := s.Bodies.Find(ctx, bson.M{"_id": bson.M{"$in": part}}, options.Find().SetBatchSize(int32(len(part))))
+		cur, err := s.bodies.Find(ctx, bson.M{"_id": bson.M{"$in": part}}, options.Find().SetBatchSize(int32(len(part))))
 		if err != nil {
 			return nil, fmt.Errorf("error reading request bodies: %w", err)
 		}
@@ -366,49 +291,4 @@ func DuplicateIndexes(err error) ([]int, bool) {
 		out = append(out, we.Index)
 	}
 	return out, true
-}
-
-// UpdateMany is coll.UpdateMany, except on FerretDB, where an update touching many documents in one command
-// can stall the server (as bulk commands of 100 statements do): there it reads the matching ids and updates
-// them in slices of MaxBulk, each slice keeping the original filter, so the compare-and-set still holds.
-func (s *Store) UpdateMany(ctx context.Context, c *mongo.Collection, filter bson.M, update any) (*mongo.UpdateResult, error) {
-	if !s.FerretDB {
-		return c.UpdateMany(ctx, filter, update)
-	}
-	cur, err := c.Find(ctx, filter, options.Find().SetProjection(bson.M{"_id": 1}))
-	if err != nil {
-		return nil, err
-	}
-	var rows []struct {
-		ID any `bson:"_id"`
-	}
-	if err := cur.All(ctx, &rows); err != nil {
-		return nil, err
-	}
-	total := &mongo.UpdateResult{}
-	size := max(s.MaxBulk, 1)
-	for start := 0; start < len(rows); start += size {
-		end := min(start+size, len(rows))
-		ids := make(bson.A, 0, end-start)
-		for _, r := range rows[start:end] {
-			ids = append(ids, r.ID)
-		}
-		f := bson.M{}
-		for k, v := range filter {
-			f[k] = v
-		}
-		if prev, ok := f["_id"]; ok {
-			f["$and"] = bson.A{bson.M{"_id": prev}, bson.M{"_id": bson.M{"$in": ids}}}
-			delete(f, "_id")
-		} else {
-			f["_id"] = bson.M{"$in": ids}
-		}
-		res, err := c.UpdateMany(ctx, f, update)
-		if err != nil {
-			return total, err
-		}
-		total.MatchedCount += res.MatchedCount
-		total.ModifiedCount += res.ModifiedCount
-	}
-	return total, nil
 }

@@ -24,7 +24,7 @@ const fieldSupersededBy = "superseded_by"
 
 // CountExpandingJobs counts the jobs still expanding whose last update is after updatedAfter.
 func (s *Store) CountExpandingJobs(ctx context.Context, updatedAfter time.Time) (int64, error) {
-	n, err := s.Jobs.CountDocuments(ctx, bson.M{"status": JobExpanding, "updated_at": bson.M{"$gt": updatedAfter}})
+	n, err := s.jobs.CountDocuments(ctx, bson.M{"status": JobExpanding, "updated_at": bson.M{"$gt": updatedAfter}})
 	if err != nil {
 		return 0, fmt.Errorf("error counting expanding jobs: %w", err)
 	}
@@ -33,7 +33,7 @@ func (s *Store) CountExpandingJobs(ctx context.Context, updatedAfter time.Time) 
 
 // PendingModels lists the models that have pending requests.
 func (s *Store) PendingModels(ctx context.Context) ([]string, error) {
-	return DistinctStrings(ctx, s.Requests, "model", bson.M{"state": StatePending})
+	return DistinctStrings(ctx, s.requests, "model", bson.M{"state": StatePending})
 }
 
 // OldestPendingUpdate returns the update time of the pending request of model that has waited longest, or
@@ -42,7 +42,7 @@ func (s *Store) OldestPendingUpdate(ctx context.Context, model string) (time.Tim
 	var oldest struct {
 		UpdatedAt time.Time `bson:"updated_at"`
 	}
-	err := s.Requests.FindOne(ctx, bson.M{"state": StatePending, "model": model},
+	err := s.requests.FindOne(ctx, bson.M{"state": StatePending, "model": model},
 		options.FindOne().SetSort(bson.D{{Key: "updated_at", Value: 1}}).SetProjection(bson.M{"updated_at": 1})).Decode(&oldest)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return time.Time{}, fmt.Errorf("pending request of %s: %w", model, ErrNotFound)
@@ -56,7 +56,7 @@ func (s *Store) OldestPendingUpdate(ctx context.Context, model string) (time.Tim
 // ModelsOfLapsedBuilds lists the models of batch documents a builder left half-way: still in a build state
 // with their lease run out before now.
 func (s *Store) ModelsOfLapsedBuilds(ctx context.Context, now time.Time) ([]string, error) {
-	return DistinctStrings(ctx, s.Batches, "model", bson.M{
+	return DistinctStrings(ctx, s.batches, "model", bson.M{
 		"state":       bson.M{"$in": BuildStates},
 		"lease_until": bson.M{"$lt": now},
 	})
@@ -64,23 +64,23 @@ func (s *Store) ModelsOfLapsedBuilds(ctx context.Context, now time.Time) ([]stri
 
 // LapsedTerminalBatchIDs lists the terminal batches not yet applied whose lease ran out before now.
 func (s *Store) LapsedTerminalBatchIDs(ctx context.Context, now time.Time) ([]string, error) {
-	return s.schedulerIDs(ctx, s.Batches, bson.M{"state": BatchTerminal, "lease_until": bson.M{"$lt": now}}, options.Find())
+	return s.schedulerIDs(ctx, s.batches, bson.M{"state": BatchTerminal, "lease_until": bson.M{"$lt": now}}, options.Find())
 }
 
 // StalledJobIDs lists the jobs submitted or expanding whose last update is before updatedBefore.
 func (s *Store) StalledJobIDs(ctx context.Context, updatedBefore time.Time) ([]string, error) {
-	return s.schedulerIDs(ctx, s.Jobs, bson.M{"status": bson.M{"$in": []JobStatus{JobSubmitted, JobExpanding}},
+	return s.schedulerIDs(ctx, s.jobs, bson.M{"status": bson.M{"$in": []JobStatus{JobSubmitted, JobExpanding}},
 		"updated_at": bson.M{"$lt": updatedBefore}}, options.Find())
 }
 
 // RunningJobIDs lists at most limit running jobs.
 func (s *Store) RunningJobIDs(ctx context.Context, limit int64) ([]string, error) {
-	return s.schedulerIDs(ctx, s.Jobs, bson.M{"status": JobRunning}, options.Find().SetLimit(limit))
+	return s.schedulerIDs(ctx, s.jobs, bson.M{"status": JobRunning}, options.Find().SetLimit(limit))
 }
 
 // SubmittedBatchIDs lists the batches the provider is working on (state submitted), in id order.
 func (s *Store) SubmittedBatchIDs(ctx context.Context) ([]string, error) {
-	ids, err := s.schedulerIDs(ctx, s.Batches, bson.M{"state": BatchSubmitted}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	ids, err := s.schedulerIDs(ctx, s.batches, bson.M{"state": BatchSubmitted}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("error listing batches in flight: %w", err)
 	}
@@ -89,7 +89,7 @@ func (s *Store) SubmittedBatchIDs(ctx context.Context) ([]string, error) {
 
 // StaleClaimBatchIDs lists the batch ids holding requests claimed and not updated since updatedBefore.
 func (s *Store) StaleClaimBatchIDs(ctx context.Context, updatedBefore time.Time) ([]string, error) {
-	return DistinctStrings(ctx, s.Requests, "batch_id", bson.M{"state": StateClaimed,
+	return DistinctStrings(ctx, s.requests, "batch_id", bson.M{"state": StateClaimed,
 		"updated_at": bson.M{"$lt": updatedBefore}})
 }
 
@@ -97,7 +97,7 @@ func (s *Store) StaleClaimBatchIDs(ctx context.Context, updatedBefore time.Time)
 // be sent (abandoned, or its document is gone), and reports how many moved. The claim counted an attempt
 // that was never made, so it is taken back.
 func (s *Store) ReleaseOrphanedClaims(ctx context.Context, batchID string, now time.Time) (int, error) {
-	res, err := s.UpdateMany(ctx, s.Requests, bson.M{"batch_id": batchID, "state": requestMove(StatePending, StateClaimed)},
+	res, err := s.UpdateMany(ctx, s.requests, bson.M{"batch_id": batchID, "state": requestMove(StatePending, StateClaimed)},
 		bson.M{"$set": bson.M{"state": StatePending, "updated_at": now}, "$unset": bson.M{"batch_id": ""}, "$inc": bson.M{"attempts": -1}})
 	if res == nil {
 		return 0, err
@@ -137,7 +137,7 @@ type PeriodicState struct {
 	Runs        int       `bson:"runs"`
 }
 
-func (s *Store) periodicColl() *mongo.Collection { return s.DB.Collection(CollPeriodic) }
+func (s *Store) periodicColl() *mongo.Collection { return s.db.Collection(CollPeriodic) }
 
 // PeriodicState loads periodic job name's state; ErrNotFound when the job has never been seen.
 func (s *Store) PeriodicState(ctx context.Context, name string) (*PeriodicState, error) {
@@ -199,13 +199,13 @@ var wordsCreatedIndexOnce sync.Once
 func (s *Store) NewWordsSince(ctx context.Context, createdAt time.Time, id ObjectID, limit int) ([]Word, error) {
 	wordsCreatedIndexOnce.Do(func() {
 		// Floridify's own indexes do not cover created_at; without this the query scans every word.
-		_, _ = s.Words.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}})
+		_, _ = s.words.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}})
 	})
 	filter := bson.M{"$or": bson.A{
 		bson.M{"created_at": bson.M{"$gt": createdAt}},
 		bson.M{"created_at": createdAt, "_id": bson.M{"$gt": id}},
 	}}
-	cur, err := s.Words.Find(ctx, filter, options.Find().
+	cur, err := s.words.Find(ctx, filter, options.Find().
 		SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}).
 		SetLimit(int64(limit)).SetProjection(bson.M{"text": 1, "languages": 1, "created_at": 1}))
 	if err != nil {
@@ -226,7 +226,7 @@ func (s *Store) RequestsToReprocess(ctx context.Context, promptVersion string, f
 	if len(fromModels) > 0 {
 		stale = append(stale, bson.M{"model": bson.M{"$in": fromModels}})
 	}
-	cur, err := s.Requests.Find(ctx, bson.M{
+	cur, err := s.requests.Find(ctx, bson.M{
 		"state": StateSucceeded, fieldSupersededBy: bson.M{"$exists": false}, "$or": stale,
 	}, options.Find().SetProjection(bson.M{"_id": 1, "word_id": 1}).SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(5000))
 	if err != nil {
@@ -261,7 +261,7 @@ func (s *Store) RequestsToReprocess(ctx context.Context, promptVersion string, f
 
 // WordsToReprocess loads the text and languages of the words ids.
 func (s *Store) WordsToReprocess(ctx context.Context, ids []ObjectID) ([]Word, error) {
-	wc, err := s.Words.Find(ctx, bson.M{"_id": bson.M{"$in": ids}}, options.Find().SetProjection(bson.M{"text": 1, "languages": 1}))
+	wc, err := s.words.Find(ctx, bson.M{"_id": bson.M{"$in": ids}}, options.Find().SetProjection(bson.M{"text": 1, "languages": 1}))
 	if err != nil {
 		return nil, fmt.Errorf("error loading words to reprocess: %w", err)
 	}
@@ -277,7 +277,7 @@ func (s *Store) MarkSuperseded(ctx context.Context, ids []string, jobID string) 
 	// In slices: an $in of a few hundred thousand ids would pass MongoDB's 16 MB command limit.
 	for start := 0; start < len(ids); start += 10_000 {
 		part := ids[start:min(start+10_000, len(ids))]
-		if _, err := s.UpdateMany(ctx, s.Requests, bson.M{"_id": bson.M{"$in": part}},
+		if _, err := s.UpdateMany(ctx, s.requests, bson.M{"_id": bson.M{"$in": part}},
 			bson.M{"$set": bson.M{fieldSupersededBy: jobID}}); err != nil {
 			return err
 		}
@@ -287,5 +287,5 @@ func (s *Store) MarkSuperseded(ctx context.Context, ids []string, jobID string) 
 
 // CountSupersededBy counts the requests superseded by job jobID.
 func (s *Store) CountSupersededBy(ctx context.Context, jobID string) (int64, error) {
-	return s.Requests.CountDocuments(ctx, bson.M{fieldSupersededBy: jobID})
+	return s.requests.CountDocuments(ctx, bson.M{fieldSupersededBy: jobID})
 }

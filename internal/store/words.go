@@ -32,7 +32,7 @@ func (w InputWord) Ref() WordRef { return WordRef{Language: w.Lang(), Text: w.Wo
 // stored without languages counts as English; when two words share a language and text, the first found
 // keeps the key.
 func (s *Store) WordIDsByText(ctx context.Context, texts []string) (map[WordRef]ObjectID, error) {
-	cur, err := s.Words.Find(ctx, bson.M{"text": bson.M{"$in": texts}}, options.Find().SetProjection(bson.M{"text": 1, "languages": 1}))
+	cur, err := s.words.Find(ctx, bson.M{"text": bson.M{"$in": texts}}, options.Find().SetProjection(bson.M{"text": 1, "languages": 1}))
 	if err != nil {
 		return nil, fmt.Errorf("error looking up words: %w", err)
 	}
@@ -59,7 +59,7 @@ func (s *Store) WordIDsByText(ctx context.Context, texts []string) (map[WordRef]
 // SortedDefinitionsOfWords loads every definition of the words wordIDs, in _id order (the order expansion
 // plans a word's definitions in).
 func (s *Store) SortedDefinitionsOfWords(ctx context.Context, wordIDs []ObjectID) ([]Definition, error) {
-	cur, err := s.Definitions.Find(ctx, bson.M{"word_id": bson.M{"$in": wordIDs}}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	cur, err := s.definitions.Find(ctx, bson.M{"word_id": bson.M{"$in": wordIDs}}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("error loading definitions: %w", err)
 	}
@@ -117,7 +117,7 @@ func (s *Store) UpsertSubmittedWords(ctx context.Context, words []InputWord, t t
 	for _, step := range []struct {
 		c  *mongo.Collection
 		ms []mongo.WriteModel
-	}{{s.Words, wm}, {s.Definitions, dm}} {
+	}{{s.words, wm}, {s.definitions, dm}} {
 		if len(step.ms) == 0 {
 			continue
 		}
@@ -130,7 +130,7 @@ func (s *Store) UpsertSubmittedWords(ctx context.Context, words []InputWord, t t
 	if len(em) == 0 {
 		return wordIDs, nil
 	}
-	err = s.BulkWrite(ctx, s.Entries, em, false)
+	err = s.BulkWrite(ctx, s.entries, em, false)
 	if err == nil {
 		return wordIDs, nil
 	}
@@ -144,7 +144,7 @@ func (s *Store) UpsertSubmittedWords(ctx context.Context, words []InputWord, t t
 		link = append(link, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": entryDefs[i].id}).SetUpdate(bson.M{
 			"$addToSet": bson.M{"definition_ids": bson.M{"$each": entryDefs[i].defs}}, "$set": bson.M{"updated_at": t}}))
 	}
-	if err := s.BulkWrite(ctx, s.Entries, link, false); err != nil {
+	if err := s.BulkWrite(ctx, s.entries, link, false); err != nil {
 		return nil, fmt.Errorf("error linking definitions to entries: %w", err)
 	}
 	return wordIDs, nil

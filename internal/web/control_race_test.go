@@ -169,7 +169,7 @@ func TestConcurrentRetryAndCancel(t *testing.T) {
 		t.Errorf("%d requests were sent after the storm, want the %d retried ones", len(sent), dead)
 	}
 	var reqs []store.Request
-	cur, err := e.Fleet.Store.Requests.Find(bg, bson.M{"_id": bson.M{"$in": deadIDs}})
+	cur, err := e.Fleet.Store.Collection(store.CollRequests).Find(bg, bson.M{"_id": bson.M{"$in": deadIDs}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestConcurrentRetryAndCancel(t *testing.T) {
 
 func requestIDs(t *testing.T, e *testEnv, filter bson.M) []string {
 	t.Helper()
-	cur, err := e.Fleet.Store.Requests.Find(context.Background(), filter)
+	cur, err := e.Fleet.Store.Collection(store.CollRequests).Find(context.Background(), filter)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	batch := store.Batch{ID: "sb_openapi", Model: "gpt-4o-mini", State: store.BatchApplied, StatusHistory: []store.StatusChange{}, CreatedAt: now, UpdatedAt: now}
-	if _, err := e.Fleet.Store.Batches.InsertOne(ctx, batch); err != nil {
+	if _, err := e.Fleet.Store.Collection(store.CollBatches).InsertOne(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
 	jobBody := `{"words": ["person", {"word": "make", "definitions": [{"part_of_speech": "verb", "text": "cause to exist"}]}], "components": ["synonyms"]}`

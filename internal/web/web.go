@@ -245,7 +245,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	if err := s.Deps.Store.Client.Ping(ctx, nil); err != nil {
+	if err := s.Deps.Store.Ping(ctx); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "mongodb_unreachable", "", "MongoDB does not answer")
 		return
 	}
