@@ -40,7 +40,9 @@ func Sweep(ctx context.Context, d *pipeline.Deps) error {
 		if err != nil {
 			continue
 		}
-		if now.Sub(oldest) >= cfg.FlushDelay {
+		// A build that is running drains the model's pending requests itself (it loops until none is left), so
+		// a flush now would only queue a task that finds the model's lock taken.
+		if now.Sub(oldest) >= cfg.FlushDelay && !d.BuildRunning(ctx, m) {
 			errs = append(errs, enqueueBuild(d, m))
 		}
 	}

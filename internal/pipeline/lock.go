@@ -26,7 +26,7 @@ func (d *Deps) lockModel(ctx context.Context, model string) func() {
 	if d.Redis == nil {
 		return func() {}
 	}
-	key := "batchsynth:build:" + model
+	key := buildLockKey(model)
 	token := NewID("lock")
 	ok, err := d.Redis.SetNX(ctx, key, token, buildLockTTL).Result()
 	if err != nil || !ok {
@@ -41,6 +41,17 @@ func (d *Deps) lockModel(ctx context.Context, model string) func() {
 		_ = unlockScript.Run(context.WithoutCancel(ctx), d.Redis, []string{key}, token).Err()
 	}
 }
+
+// BuildRunning reports whether a builder holds model's lock now (false when it cannot tell).
+func (d *Deps) BuildRunning(ctx context.Context, model string) bool {
+	if d.Redis == nil {
+		return false
+	}
+	n, err := d.Redis.Exists(ctx, buildLockKey(model)).Result()
+	return err == nil && n > 0
+}
+
+func buildLockKey(model string) string { return "batchsynth:build:" + model }
 
 // renewEvery calls renew every period, with a context that outlives ctx's cancellation, until renew reports
 // false or the returned stop is called. stop waits for a renewal in progress to end. It serves every lease
