@@ -34,7 +34,7 @@ func (s *Store) BuildCandidates(ctx context.Context, model string, limit int) ([
 // ClaimPendingIntoBatch moves the requests ids that are still pending to claimed by batch document batchID,
 // counting an attempt for each, and returns how many it moved.
 func (s *Store) ClaimPendingIntoBatch(ctx context.Context, batchID string, ids []string, now time.Time) (int, error) {
-	res, err := s.UpdateMany(ctx, s.requests, bson.M{"_id": bson.M{"$in": ids}, "state": requestMove(StateClaimed, StatePending)},
+	res, err := s.updateMany(ctx, s.requests, bson.M{"_id": bson.M{"$in": ids}, "state": requestMove(StateClaimed, StatePending)},
 		bson.M{"$set": bson.M{"state": StateClaimed, "batch_id": batchID, "updated_at": now}, "$inc": bson.M{"attempts": 1}})
 	if err != nil {
 		return 0, fmt.Errorf("error claiming requests for %s: %w", batchID, err)
@@ -45,7 +45,7 @@ func (s *Store) ClaimPendingIntoBatch(ctx context.Context, batchID string, ids [
 // SubmitClaimed moves the requests batch document batchID claimed to submitted, once its batch exists at the
 // provider, and returns how many it moved.
 func (s *Store) SubmitClaimed(ctx context.Context, batchID string, now time.Time) (int, error) {
-	res, err := s.UpdateMany(ctx, s.requests, bson.M{"batch_id": batchID, "state": requestMove(StateSubmitted, StateClaimed)},
+	res, err := s.updateMany(ctx, s.requests, bson.M{"batch_id": batchID, "state": requestMove(StateSubmitted, StateClaimed)},
 		bson.M{"$set": bson.M{"state": StateSubmitted, "updated_at": now}})
 	if err != nil {
 		return 0, fmt.Errorf("error marking requests of %s submitted: %w", batchID, err)

@@ -25,7 +25,7 @@ func (s *Store) InsertJob(ctx context.Context, job *Job, words []InputWord) erro
 		models = append(models, mongo.NewInsertOneModel().
 			SetDocument(JobInput{ID: fmt.Sprintf("%s:%d", job.ID, seq), JobID: job.ID, Seq: seq, Words: words[seq*InputChunk : end]}))
 		if len(models) == 50 || seq == job.Chunks-1 {
-			if err := s.BulkWrite(ctx, s.inputs, models, false); err != nil {
+			if err := s.bulkWrite(ctx, s.inputs, models, false); err != nil {
 				return fmt.Errorf("error storing job inputs: %w", err)
 			}
 			models = models[:0]
@@ -51,7 +51,7 @@ func (s *Store) CancelJob(ctx context.Context, jobID string, now time.Time) (boo
 // Requests shared with other jobs go on for them.
 func (s *Store) CancelPendingOfJob(ctx context.Context, jobID, reason string, now time.Time) (int, error) {
 	// {job_ids: [jobID]} matches the whole array: only requests no other job follows.
-	res, err := s.UpdateMany(ctx, s.requests, bson.M{"job_ids": bson.A{jobID}, "state": requestMove(StateCancelled, StatePending)},
+	res, err := s.updateMany(ctx, s.requests, bson.M{"job_ids": bson.A{jobID}, "state": requestMove(StateCancelled, StatePending)},
 		bson.M{"$set": bson.M{"state": StateCancelled, "last_error": reason, "settled_at": now, "updated_at": now}})
 	if err != nil {
 		return 0, fmt.Errorf("error cancelling requests of %s: %w", jobID, err)
@@ -61,7 +61,7 @@ func (s *Store) CancelPendingOfJob(ctx context.Context, jobID, reason string, no
 
 // InFlightBatchesOfJob lists the batch documents holding requests of jobID that are claimed or submitted.
 func (s *Store) InFlightBatchesOfJob(ctx context.Context, jobID string) ([]string, error) {
-	return DistinctStrings(ctx, s.requests, "batch_id", bson.M{"job_ids": jobID,
+	return distinctStrings(ctx, s.requests, "batch_id", bson.M{"job_ids": jobID,
 		"state": bson.M{"$in": bson.A{StateClaimed, StateSubmitted}}})
 }
 
@@ -88,7 +88,7 @@ func (s *Store) RequestBatchCancel(ctx context.Context, batchID string, states [
 // RetryRequestsOfJob puts the dead and cancelled requests of jobID back to pending with fresh attempts, and
 // returns how many it moved.
 func (s *Store) RetryRequestsOfJob(ctx context.Context, jobID string, now time.Time) (int, error) {
-	res, err := s.UpdateMany(ctx, s.requests, bson.M{"job_ids": jobID, "state": requestMove(StatePending, StateDead, StateCancelled)},
+	res, err := s.updateMany(ctx, s.requests, bson.M{"job_ids": jobID, "state": requestMove(StatePending, StateDead, StateCancelled)},
 		bson.M{"$set": bson.M{"state": StatePending, "attempts": 0, "updated_at": now}, "$unset": bson.M{"batch_id": "", "settled_at": ""}})
 	if err != nil {
 		return 0, fmt.Errorf("error retrying requests of %s: %w", jobID, err)

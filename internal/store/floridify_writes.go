@@ -113,7 +113,7 @@ func (s *Store) WriteFloridify(ctx context.Context, w *FloridifyWrites) error {
 		return nil
 	}
 	if ex := insertModels(w.Examples); len(ex) > 0 {
-		if err := s.BulkWrite(ctx, s.examples, ex, false); err != nil && !onlyDuplicateKeys(err) {
+		if err := s.bulkWrite(ctx, s.examples, ex, false); err != nil && !onlyDuplicateKeys(err) {
 			return fmt.Errorf("error writing examples: %w", err)
 		}
 	}
@@ -160,7 +160,7 @@ func (s *Store) WriteFloridify(ctx context.Context, w *FloridifyWrites) error {
 	}
 	if len(defModels) > 0 {
 		// Ordered: the $pullAll of old examples must land before the $addToSet of new ones.
-		if err := s.BulkWrite(ctx, s.definitions, defModels, true); err != nil {
+		if err := s.bulkWrite(ctx, s.definitions, defModels, true); err != nil {
 			return fmt.Errorf("error writing definitions: %w", err)
 		}
 	}
@@ -193,7 +193,7 @@ func (s *Store) writeWordLevel(ctx context.Context, w *FloridifyWrites) error {
 		if len(step.models) == 0 {
 			continue
 		}
-		if err := s.BulkWrite(ctx, step.c, step.models, false); err != nil && !onlyDuplicateKeys(err) {
+		if err := s.bulkWrite(ctx, step.c, step.models, false); err != nil && !onlyDuplicateKeys(err) {
 			return fmt.Errorf("error writing %s: %w", step.c.Name(), err)
 		}
 	}
@@ -213,11 +213,11 @@ func (s *Store) writeWordLevel(ctx context.Context, w *FloridifyWrites) error {
 		langs[x.ID] = x.Languages
 	}
 	models := entryModels(w, langs)
-	err = s.BulkWrite(ctx, s.entries, models, false)
+	err = s.bulkWrite(ctx, s.entries, models, false)
 	if err != nil && onlyDuplicateKeys(err) {
 		// Two appliers created the same word's entry at once (it is matched by word and provider, created
 		// with a fixed _id): the loser's update did not happen. The entry exists now, so it is an update.
-		err = s.BulkWrite(ctx, s.entries, models, false)
+		err = s.bulkWrite(ctx, s.entries, models, false)
 	}
 	if err != nil {
 		return fmt.Errorf("error writing dictionary entries: %w", err)

@@ -139,8 +139,8 @@ func (s *Store) InsertRequests(ctx context.Context, reqs []NewRequest, at time.T
 	}
 	// Insert-if-absent: the deterministic _id refuses a piece that is already requested. One insert command
 	// for the chunk (and FollowRequests for the pieces that existed) is far cheaper than an upsert per request.
-	if err := s.BulkWrite(ctx, s.requests, models, false); err != nil {
-		dups, ok := DuplicateIndexes(err)
+	if err := s.bulkWrite(ctx, s.requests, models, false); err != nil {
+		dups, ok := duplicateIndexes(err)
 		if !ok {
 			return nil, fmt.Errorf("error writing requests: %w", err)
 		}
@@ -156,7 +156,7 @@ func (s *Store) FollowRequests(ctx context.Context, jobID string, ids []string) 
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := s.UpdateMany(ctx, s.requests, bson.M{"_id": bson.M{"$in": ids}},
+	if _, err := s.updateMany(ctx, s.requests, bson.M{"_id": bson.M{"$in": ids}},
 		bson.M{"$addToSet": bson.M{"job_ids": jobID}}); err != nil {
 		return fmt.Errorf("error linking requests to job: %w", err)
 	}

@@ -70,9 +70,9 @@ func isFerretDB(ctx context.Context, cl *mongo.Client) bool {
 	return false
 }
 
-// DistinctStrings returns the distinct non-empty string values of field under filter. It groups with an
+// distinctStrings returns the distinct non-empty string values of field under filter. It groups with an
 // aggregation rather than the distinct command, which FerretDB refuses when the client sets maxTimeMS.
-func DistinctStrings(ctx context.Context, c *mongo.Collection, field string, filter bson.M) ([]string, error) {
+func distinctStrings(ctx context.Context, c *mongo.Collection, field string, filter bson.M) ([]string, error) {
 	cur, err := c.Aggregate(ctx, mongo.Pipeline{
 		{{Key: "$match", Value: filter}},
 		{{Key: "$group", Value: bson.M{"_id": "$" + field}}},
@@ -105,8 +105,8 @@ func (s *Store) detect(ctx context.Context) {
 	}
 }
 
-// BulkWrite sends models in commands of at most MaxBulk statements. With ordered, the first error stops it.
-func (s *Store) BulkWrite(ctx context.Context, c *mongo.Collection, models []mongo.WriteModel, ordered bool) error {
+// bulkWrite sends models in commands of at most MaxBulk statements. With ordered, the first error stops it.
+func (s *Store) bulkWrite(ctx context.Context, c *mongo.Collection, models []mongo.WriteModel, ordered bool) error {
 	size := s.MaxBulk
 	if size <= 0 {
 		size = MaxBulkDefault
@@ -138,10 +138,10 @@ func allInserts(models []mongo.WriteModel) bool {
 	return len(models) > 0
 }
 
-// UpdateMany is coll.UpdateMany, except on FerretDB, where an update touching many documents in one command
+// updateMany is coll.UpdateMany, except on FerretDB, where an update touching many documents in one command
 // can stall the server (as bulk commands of 100 statements do): there it reads the matching ids and updates
 // them in slices of MaxBulk, each slice keeping the original filter, so the compare-and-set still holds.
-func (s *Store) UpdateMany(ctx context.Context, c *mongo.Collection, filter bson.M, update any) (*mongo.UpdateResult, error) {
+func (s *Store) updateMany(ctx context.Context, c *mongo.Collection, filter bson.M, update any) (*mongo.UpdateResult, error) {
 	if !s.FerretDB {
 		return c.UpdateMany(ctx, filter, update)
 	}

@@ -90,7 +90,7 @@ func (s *Store) SettleAttempts(ctx context.Context, batchID string, settles []At
 		}
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(upd))
 	}
-	if err := s.BulkWrite(ctx, s.requests, models, false); err != nil {
+	if err := s.bulkWrite(ctx, s.requests, models, false); err != nil {
 		return fmt.Errorf("error settling requests: %w", err)
 	}
 	return nil
@@ -111,7 +111,7 @@ func (s *Store) MarkApplied(ctx context.Context, ids []string, now time.Time) (i
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	res, err := s.UpdateMany(ctx, s.requests, bson.M{"_id": bson.M{"$in": ids}, "state": StateSucceeded},
+	res, err := s.updateMany(ctx, s.requests, bson.M{"_id": bson.M{"$in": ids}, "state": StateSucceeded},
 		bson.M{"$set": bson.M{"applied": true, "applied_at": now}})
 	if err != nil {
 		return 0, fmt.Errorf("error marking requests applied: %w", err)
@@ -128,7 +128,7 @@ func leftovers(batchID string, to RequestState) bson.M {
 // CancelLeftovers cancels the unsettled requests of batch batchID (its user cancelled it), recording reason.
 // It returns how many it cancelled.
 func (s *Store) CancelLeftovers(ctx context.Context, batchID, reason string, now time.Time) (int64, error) {
-	res, err := s.UpdateMany(ctx, s.requests, leftovers(batchID, StateCancelled), bson.M{
+	res, err := s.updateMany(ctx, s.requests, leftovers(batchID, StateCancelled), bson.M{
 		"$set":  bson.M{"state": StateCancelled, "last_error": reason, "settled_at": now, "updated_at": now},
 		"$push": bson.M{"errors": AttemptError{BatchID: batchID, Reason: reason, At: now}}})
 	if err != nil {
@@ -142,7 +142,7 @@ func (s *Store) CancelLeftovers(ctx context.Context, batchID, reason string, now
 func (s *Store) SettleDeadLeftovers(ctx context.Context, batchID string, maxAttempts int, reason string, now time.Time) (int64, error) {
 	filter := leftovers(batchID, StateDead)
 	filter["attempts"] = bson.M{"$gte": maxAttempts}
-	res, err := s.UpdateMany(ctx, s.requests, filter, bson.M{
+	res, err := s.updateMany(ctx, s.requests, filter, bson.M{
 		"$set":  bson.M{"state": StateDead, "last_error": reason, "settled_at": now, "updated_at": now},
 		"$push": bson.M{"errors": AttemptError{BatchID: batchID, Reason: reason, At: now}}})
 	if err != nil {
@@ -159,7 +159,7 @@ func (s *Store) ReleaseLeftovers(ctx context.Context, batchID, reason string, gi
 	if giveBack {
 		upd["$inc"] = bson.M{"attempts": -1}
 	}
-	res, err := s.UpdateMany(ctx, s.requests, leftovers(batchID, StatePending), upd)
+	res, err := s.updateMany(ctx, s.requests, leftovers(batchID, StatePending), upd)
 	if err != nil {
 		return 0, fmt.Errorf("error releasing requests: %w", err)
 	}

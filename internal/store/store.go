@@ -210,9 +210,9 @@ func (s *Store) StateCounts(ctx context.Context, filter bson.M) (map[RequestStat
 	return out, cur.Err()
 }
 
-// UsageSum adds up billed usage and cost of requests under filter. It sums client-side: FerretDB's $sum
+// usageSum adds up billed usage and cost of requests under filter. It sums client-side: FerretDB's $sum
 // over embedded fields returned zeros here, and a projection of three numbers per request is cheap.
-func (s *Store) UsageSum(ctx context.Context, filter bson.M) (Usage, float64, error) {
+func (s *Store) usageSum(ctx context.Context, filter bson.M) (Usage, float64, error) {
 	cur, err := s.requests.Find(ctx, filter, options.Find().SetProjection(bson.M{"usage": 1, "cost_usd": 1}).SetBatchSize(5000))
 	if err != nil {
 		return Usage{}, 0, fmt.Errorf("error summing usage: %w", err)
@@ -244,8 +244,8 @@ func (s *Store) InsertBodies(ctx context.Context, bodies []RequestBody) error {
 	for i := range bodies {
 		models[i] = mongo.NewInsertOneModel().SetDocument(&bodies[i])
 	}
-	if err := s.BulkWrite(ctx, s.bodies, models, false); err != nil {
-		if _, dup := DuplicateIndexes(err); !dup {
+	if err := s.bulkWrite(ctx, s.bodies, models, false); err != nil {
+		if _, dup := duplicateIndexes(err); !dup {
 			return fmt.Errorf("error writing request bodies: %w", err)
 		}
 	}
@@ -276,9 +276,9 @@ func (s *Store) BodiesOf(ctx context.Context, ids []string) (map[string]string, 
 	return out, nil
 }
 
-// DuplicateIndexes returns the positions of the models a bulk write refused as duplicate keys, and false if
+// duplicateIndexes returns the positions of the models a bulk write refused as duplicate keys, and false if
 // it failed for any other reason.
-func DuplicateIndexes(err error) ([]int, bool) {
+func duplicateIndexes(err error) ([]int, bool) {
 	var bwe mongo.BulkWriteException
 	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
 		return nil, false

@@ -33,7 +33,7 @@ func (s *Store) CountExpandingJobs(ctx context.Context, updatedAfter time.Time) 
 
 // PendingModels lists the models that have pending requests.
 func (s *Store) PendingModels(ctx context.Context) ([]string, error) {
-	return DistinctStrings(ctx, s.requests, "model", bson.M{"state": StatePending})
+	return distinctStrings(ctx, s.requests, "model", bson.M{"state": StatePending})
 }
 
 // OldestPendingUpdate returns the update time of the pending request of model that has waited longest, or
@@ -56,7 +56,7 @@ func (s *Store) OldestPendingUpdate(ctx context.Context, model string) (time.Tim
 // ModelsOfLapsedBuilds lists the models of batch documents a builder left half-way: still in a build state
 // with their lease run out before now.
 func (s *Store) ModelsOfLapsedBuilds(ctx context.Context, now time.Time) ([]string, error) {
-	return DistinctStrings(ctx, s.batches, "model", bson.M{
+	return distinctStrings(ctx, s.batches, "model", bson.M{
 		"state":       bson.M{"$in": BuildStates},
 		"lease_until": bson.M{"$lt": now},
 	})
@@ -89,7 +89,7 @@ func (s *Store) SubmittedBatchIDs(ctx context.Context) ([]string, error) {
 
 // StaleClaimBatchIDs lists the batch ids holding requests claimed and not updated since updatedBefore.
 func (s *Store) StaleClaimBatchIDs(ctx context.Context, updatedBefore time.Time) ([]string, error) {
-	return DistinctStrings(ctx, s.requests, "batch_id", bson.M{"state": StateClaimed,
+	return distinctStrings(ctx, s.requests, "batch_id", bson.M{"state": StateClaimed,
 		"updated_at": bson.M{"$lt": updatedBefore}})
 }
 
@@ -97,7 +97,7 @@ func (s *Store) StaleClaimBatchIDs(ctx context.Context, updatedBefore time.Time)
 // be sent (abandoned, or its document is gone), and reports how many moved. The claim counted an attempt
 // that was never made, so it is taken back.
 func (s *Store) ReleaseOrphanedClaims(ctx context.Context, batchID string, now time.Time) (int, error) {
-	res, err := s.UpdateMany(ctx, s.requests, bson.M{"batch_id": batchID, "state": requestMove(StatePending, StateClaimed)},
+	res, err := s.updateMany(ctx, s.requests, bson.M{"batch_id": batchID, "state": requestMove(StatePending, StateClaimed)},
 		bson.M{"$set": bson.M{"state": StatePending, "updated_at": now}, "$unset": bson.M{"batch_id": ""}, "$inc": bson.M{"attempts": -1}})
 	if res == nil {
 		return 0, err
@@ -277,7 +277,7 @@ func (s *Store) MarkSuperseded(ctx context.Context, ids []string, jobID string) 
 	// In slices: an $in of a few hundred thousand ids would pass MongoDB's 16 MB command limit.
 	for start := 0; start < len(ids); start += 10_000 {
 		part := ids[start:min(start+10_000, len(ids))]
-		if _, err := s.UpdateMany(ctx, s.requests, bson.M{"_id": bson.M{"$in": part}},
+		if _, err := s.updateMany(ctx, s.requests, bson.M{"_id": bson.M{"$in": part}},
 			bson.M{"$set": bson.M{fieldSupersededBy: jobID}}); err != nil {
 			return err
 		}

@@ -121,8 +121,8 @@ func (s *Store) UpsertSubmittedWords(ctx context.Context, words []InputWord, t t
 		if len(step.ms) == 0 {
 			continue
 		}
-		if err := s.BulkWrite(ctx, step.c, step.ms, false); err != nil {
-			if _, dup := DuplicateIndexes(err); !dup {
+		if err := s.bulkWrite(ctx, step.c, step.ms, false); err != nil {
+			if _, dup := duplicateIndexes(err); !dup {
 				return nil, fmt.Errorf("error inserting %s: %w", step.c.Name(), err)
 			}
 		}
@@ -130,11 +130,11 @@ func (s *Store) UpsertSubmittedWords(ctx context.Context, words []InputWord, t t
 	if len(em) == 0 {
 		return wordIDs, nil
 	}
-	err = s.BulkWrite(ctx, s.entries, em, false)
+	err = s.bulkWrite(ctx, s.entries, em, false)
 	if err == nil {
 		return wordIDs, nil
 	}
-	dups, ok := DuplicateIndexes(err)
+	dups, ok := duplicateIndexes(err)
 	if !ok {
 		return nil, fmt.Errorf("error inserting dictionary entries: %w", err)
 	}
@@ -144,7 +144,7 @@ func (s *Store) UpsertSubmittedWords(ctx context.Context, words []InputWord, t t
 		link = append(link, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": entryDefs[i].id}).SetUpdate(bson.M{
 			"$addToSet": bson.M{"definition_ids": bson.M{"$each": entryDefs[i].defs}}, "$set": bson.M{"updated_at": t}}))
 	}
-	if err := s.BulkWrite(ctx, s.entries, link, false); err != nil {
+	if err := s.bulkWrite(ctx, s.entries, link, false); err != nil {
 		return nil, fmt.Errorf("error linking definitions to entries: %w", err)
 	}
 	return wordIDs, nil
