@@ -10,6 +10,7 @@ import (
 	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/store"
 	"github.com/floridify/batchsynth/internal/synthesis"
+	"github.com/floridify/batchsynth/internal/testenv"
 )
 
 func batchesOf(t *testing.T, s *Stack) []store.Batch {
@@ -34,6 +35,10 @@ func batchesOf(t *testing.T, s *Stack) []store.Batch {
 // enqueued. The limits are scaled down (OpenAI's are 50,000 lines and 200 MB) so that a 30-word job (about
 // 140 packed requests of about 3.4 KB and 750 tokens) crosses them.
 func TestBuildLimits(t *testing.T) {
+	// An out-of-process FerretDB: under -race an in-process one is most of the run time.
+	if err := testenv.UseMongoServer(); err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	sub := pipeline.Submission{Source: "bench", Words: Words(t, 30), Components: Components, Mode: synthesis.ModePacked}
 

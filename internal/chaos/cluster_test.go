@@ -36,7 +36,7 @@ var binDir string
 // there is reported by each test that needs it), so testenv never starts one in this process and has nothing
 // to stop; it removes the built binary at the end.
 func TestMain(m *testing.M) {
-	_ = UseMongoServer()
+	_ = testenv.UseMongoServer()
 	dir, err := os.MkdirTemp("", "batchsynth-chaos-bin-*")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -60,7 +60,7 @@ func binary(t *testing.T) string {
 	buildOnce.Do(func() {
 		start := time.Now()
 		buildOnce.bin = filepath.Join(binDir, "batchsynth")
-		buildOnce.err = Build("./cmd/batchsynth", buildOnce.bin)
+		buildOnce.err = testenv.Build("./cmd/batchsynth", buildOnce.bin)
 		t.Logf("built %s in %s", buildOnce.bin, time.Since(start).Round(time.Millisecond))
 	})
 	if buildOnce.err != nil {
@@ -121,7 +121,7 @@ func clusterEnv(redisURL, mongoURI, db, baseURL string, extra map[string]string)
 // in-test control process. No batchsynth process runs yet.
 func startCluster(t *testing.T, emu emulator.Config, extra map[string]string) *cluster {
 	t.Helper()
-	if err := UseMongoServer(); err != nil {
+	if err := testenv.UseMongoServer(); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

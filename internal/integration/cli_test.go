@@ -17,6 +17,7 @@ import (
 	"github.com/floridify/batchsynth/internal/chaos"
 	"github.com/floridify/batchsynth/internal/emulator"
 	"github.com/floridify/batchsynth/internal/store"
+	"github.com/floridify/batchsynth/internal/testenv"
 	"github.com/floridify/batchsynth/internal/testfleet"
 )
 
@@ -31,7 +32,7 @@ func newCLI(t *testing.T, f *testfleet.Fleet) *cli {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "batchsynth")
-	if err := chaos.Build("./cmd/batchsynth", bin); err != nil {
+	if err := testenv.Build("./cmd/batchsynth", bin); err != nil {
 		t.Fatal(err)
 	}
 	env := append(os.Environ(), "REDIS_URL="+f.RedisURL, "MONGODB_URI="+f.Config.MongoURI, "MONGODB_DATABASE="+f.Database,

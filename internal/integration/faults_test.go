@@ -18,6 +18,7 @@ import (
 	"github.com/floridify/batchsynth/internal/openaibatch"
 	"github.com/floridify/batchsynth/internal/pipeline"
 	"github.com/floridify/batchsynth/internal/store"
+	"github.com/floridify/batchsynth/internal/testenv"
 	"github.com/floridify/batchsynth/internal/testfleet"
 )
 
@@ -31,12 +32,12 @@ const faultWords = 20
 
 var faultComponents = []string{"synonyms", "examples", "cefr_level"}
 
-// parallel moves this test binary onto out-of-process FerretDBs (chaos.UseMongoServers: under -race an
+// parallel moves this test binary onto out-of-process FerretDBs (testenv.UseMongoServers: under -race an
 // in-process one is most of the run time) and runs the test in parallel with the others. Call it first.
 func parallel(t *testing.T) {
 	t.Helper()
 	// Two servers: the tests own their databases, and FerretDB serves one command at a time.
-	if err := chaos.UseMongoServers(2); err != nil {
+	if err := testenv.UseMongoServers(2); err != nil {
 		t.Fatal(err)
 	}
 	t.Parallel()

@@ -1,4 +1,4 @@
-package chaos
+package testenv
 
 import (
 	"bufio"
@@ -14,15 +14,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/floridify/batchsynth/internal/testenv"
 )
 
 // moduleRoot is the repository root, found from this file's place in it.
 func moduleRoot() (string, error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		return "", errors.New("cannot locate the chaos package's source")
+		return "", errors.New("cannot locate the testenv package's source")
 	}
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
@@ -58,7 +56,7 @@ type MongoServer struct {
 // StartMongoServer builds testdata/mongoserver into dir and starts it.
 func StartMongoServer(dir string) (*MongoServer, error) {
 	bin := filepath.Join(dir, "mongoserver")
-	if err := Build("./internal/chaos/testdata/mongoserver", bin); err != nil {
+	if err := Build("./internal/testenv/testdata/mongoserver", bin); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin)
@@ -118,10 +116,6 @@ var useMongo struct {
 	once sync.Once
 	err  error
 }
-
-// MongoURIsEnv lists the servers UseMongoServers started, separated by spaces; internal/testenv gives each
-// top-level test one of them.
-const MongoURIsEnv = testenv.MongoURIsEnv
 
 // UseMongoServer makes the tests of this test binary use an out-of-process FerretDB: unless MONGODB_URI is
 // set already (a real MongoDB, or a server of the caller's), it starts one and sets MONGODB_URI, which
