@@ -32,8 +32,14 @@ func (d *Deps) lockModel(ctx context.Context, model string) func() {
 	if err != nil || !ok {
 		return nil
 	}
-	stopRenewing := renewEvery(ctx, buildLockTTL/3, func(rctx context.Context) bool {
-		_ = renewLockScript.Run(rctx, d.Redis, []string{key}, token, buildLockTTL.Milliseconds()).Err()
+	return d.holdLock(ctx, key, token, buildLockTTL)
+}
+
+// holdLock keeps the Redis lock key (taken with token) alive until the returned unlock is called, which
+// releases it if it is still ours.
+func (d *Deps) holdLock(ctx context.Context, key, token string, ttl time.Duration) func() {
+	stopRenewing := renewEvery(ctx, ttl/3, func(rctx context.Context) bool {
+		_ = renewLockScript.Run(rctx, d.Redis, []string{key}, token, ttl.Milliseconds()).Err()
 		return true
 	})
 	return func() {

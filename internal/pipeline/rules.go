@@ -121,12 +121,5 @@ func (d *Deps) lockJob(ctx context.Context, jobID string) (func(), error) {
 		case <-time.After(wait):
 		}
 	}
-	stopRenewing := renewEvery(ctx, controlLockTTL/3, func(rctx context.Context) bool {
-		_ = renewLockScript.Run(rctx, d.Redis, []string{key}, token, controlLockTTL.Milliseconds()).Err()
-		return true
-	})
-	return func() {
-		stopRenewing()
-		_ = unlockScript.Run(context.WithoutCancel(ctx), d.Redis, []string{key}, token).Err()
-	}, nil
+	return d.holdLock(ctx, key, token, controlLockTTL), nil
 }
