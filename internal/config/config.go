@@ -285,24 +285,46 @@ func orEmbedded(v, def string) string {
 	return v
 }
 
-// MaskSecret keeps a hint of which key is set without revealing it.
+// MaskSecret keeps a hint of which key is set without revealing it. A few characters of a short secret
+// shrink its search space too much, so it shows none; a long one keeps only a 3-character prefix (sk-), which
+// names the provider and says nothing of the random part.
 func MaskSecret(s string) string {
 	if s == "" {
 		return ""
 	}
-	if len(s) <= 8 {
+	r := []rune(s)
+	if len(r) < 20 {
 		return "****"
 	}
-	return s[:3] + "****" + s[len(s)-2:]
+	return string(r[:3]) + "****"
 }
 
-// MaskURL hides the password of a URL (redis://:pw@host, mongodb+srv://user:pw@host).
+// secretParamWords mark a query parameter that carries a credential: password, sslpassword,
+// tlsCertificateKeyFilePassword, authMechanismProperties (AWS_SESSION_TOKEN:...), api_key, X-Amz-Signature...
+// Some harmless ones (authSource) are hidden with them: a settings printout loses little by that.
+var secretParamWords = []string{"pass", "pwd", "secret", "token", "key", "credential", "auth", "signature", "session"}
+
+func secretParam(name string) bool {
+	name = strings.ToLower(name)
+	for _, w := range secretParamWords {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// MaskURL hides the credentials of a URL: the userinfo password (redis://:pw@host, mongodb+srv://user:pw@host)
+// and every query parameter named like a secret. A URL that does not parse is shown not at all, since where
+// its password ends cannot be told.
 func MaskURL(s string) string {
 	if s == "" {
 		return ""
 	}
 	u, err := url.Parse(s)
-	if err != nil {
+	// An opaque URL is no URL of ours: "user:pw@host" without a scheme parses as scheme "user" with the
+	// password in the opaque part.
+	if err != nil || u.Opaque != "" {
 		return "(unparseable, hidden)"
 	}
 	if u.User != nil {
@@ -310,13 +332,35 @@ func MaskURL(s string) string {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 	}
-	q := u.Query()
-	for k := range q {
-		lk := strings.ToLower(k)
-		if strings.Contains(lk, "password") || strings.Contains(lk, "secret") || strings.Contains(lk, "token") {
-			q.Set(k, "xxxxx")
-		}
+	u.RawQuery = maskQuery(u.RawQuery)
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = "xxxxx", ""
 	}
-	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// maskQuery replaces the value of each secret parameter of a raw query and keeps the rest as written. It
+// splits at ';' as well as '&': url.Values drops a pair holding ';', but an older client may read
+// "ssl=true;password=x" as two parameters, so the second must be masked too.
+func maskQuery(raw string) string {
+	var b strings.Builder
+	for raw != "" {
+		pair, sep := raw, ""
+		if i := strings.IndexAny(raw, "&;"); i >= 0 {
+			pair, sep, raw = raw[:i], raw[i:i+1], raw[i+1:]
+		} else {
+			raw = ""
+		}
+		name, _, hasValue := strings.Cut(pair, "=")
+		decoded, err := url.QueryUnescape(name)
+		if err != nil {
+			decoded = name
+		}
+		if hasValue && secretParam(decoded) {
+			pair = name + "=xxxxx"
+		}
+		b.WriteString(pair)
+		b.WriteString(sep)
+	}
+	return b.String()
 }

@@ -105,3 +105,65 @@ func TestEveryVariableDocumented(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskHidesEveryCredential(t *testing.T) {
+	urls := []struct {
+		in      string
+		secrets []string
+		keep    []string // what still tells the setting apart
+	}{
+		{"mongodb://admin:hunter2pass@db1.example:27017,db2.example:27017/floridify?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:abc123secret",
+			[]string{"hunter2pass", "abc123secret", "AWS_SESSION_TOKEN"}, []string{"db1.example", "admin"}},
+		{"mongodb+srv://user:pw@host/db?authSource=admin", []string{":pw@"}, []string{"host/db"}},
+		{"mongodb://db.example/?tls=true&tlsCertificateKeyFilePassword=f1lepass&sslpassword=sslpw9&TOKEN=tok3n",
+			[]string{"f1lepass", "sslpw9", "tok3n"}, []string{"tls=true"}},
+		{"mongodb://db.example/?ssl=true;password=s3micolon", []string{"s3micolon"}, []string{"ssl=true"}},
+		{"mongodb://db.example/?%70assword=enc0ded", []string{"enc0ded"}, nil},
+		{"redis://:r3dispass@cache.example:6379/0", []string{"r3dispass"}, []string{"cache.example:6379"}},
+		{"rediss://default:r3dispass@cache.example:6380", []string{"r3dispass"}, []string{"default:xxxxx@cache.example"}},
+		{"https://api.example/v1?api_key=k3yvalue&x=1#fr4gment", []string{"k3yvalue", "fr4gment"}, []string{"x=1"}},
+		// Unparseable or opaque: no part of it comes out.
+		{"mongodb://user:pa ss@db.example:notaport", []string{"user", "pa ss", "db.example", "notaport"}, nil},
+		{"admin:s3cretword@db.example", []string{"admin", "s3cretword", "db.example"}, nil},
+	}
+	for _, c := range urls {
+		got := MaskURL(c.in)
+		for _, s := range c.secrets {
+			if strings.Contains(got, s) {
+				t.Errorf("MaskURL(%q) = %q shows %q", c.in, got, s)
+			}
+		}
+		for _, k := range c.keep {
+			if !strings.Contains(got, k) {
+				t.Errorf("MaskURL(%q) = %q lost %q", c.in, got, k)
+			}
+		}
+	}
+
+	long := "sk-proj-Zx9Qw8Er7Ty6Ui5Op4As3Df2"
+	for in, want := range map[string]string{
+		"":                    "",
+		"abcdefghi":           "****", // 9 characters: none shown
+		"abcdefghijklmnopqrs": "****", // 19
+		long:                  "sk-****",
+	} {
+		if got := MaskSecret(in); got != want {
+			t.Errorf("MaskSecret(%q) = %q, want %q", in, got, want)
+		}
+	}
+
+	c := Config{
+		MongoURI:      urls[0].in,
+		RedisURL:      "redis://:r3dispass@cache.example:6379/0",
+		OpenAIKey:     long,
+		OpenAIBaseURL: "https://api.example/v1?api_key=k3yvalue",
+		APIToken:      "abcdefghi",
+	}
+	for _, row := range c.Masked() {
+		for _, s := range []string{"hunter2pass", "abc123secret", "r3dispass", "k3yvalue", long[3:8], "abcdefghi", "ghi", "Df2"} {
+			if strings.Contains(row[1], s) {
+				t.Errorf("batchsynth config shows %q in %s = %q", s, row[0], row[1])
+			}
+		}
+	}
+}

@@ -45,6 +45,7 @@ var ErrEmpty = errors.New("the submission holds no word")
 // Parse reads r. The format is JSONL when the first meaningful line starts with '{', text otherwise.
 func Parse(r io.Reader) (*Parsed, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
+	skipBOM(br)
 	p := &Parsed{}
 	seen := map[string]int{}
 	lineNo := 0
@@ -103,6 +104,24 @@ func Parse(r io.Reader) (*Parsed, error) {
 		return p, ErrEmpty
 	}
 	return p, nil
+}
+
+// utf8BOM is what Windows editors put at the start of a "UTF-8" file.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// SkipBOM returns r without one leading UTF-8 byte order mark. Left in, it hides the '{' that marks a JSONL
+// file (its definitions were dropped as text) and sticks to the first word.
+func SkipBOM(r io.Reader) io.Reader {
+	br := bufio.NewReader(r)
+	skipBOM(br)
+	return br
+}
+
+// skipBOM drops a leading BOM from br. A read error while peeking stays in br for the caller's next read.
+func skipBOM(br *bufio.Reader) {
+	if b, err := br.Peek(len(utf8BOM)); err == nil && bytes.Equal(b, utf8BOM) {
+		_, _ = br.Discard(len(utf8BOM))
+	}
 }
 
 // readLine returns one line without its newline; a line over MaxLineBytes is skipped to its end and reported.

@@ -98,3 +98,47 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseSkipsBOM(t *testing.T) {
+	const bom = "\ufeff"
+	jsonl := `{"word":"bank","definitions":[{"part_of_speech":"noun","text":"sloping land"}]}` + "\n" +
+		`{"word":"run","definitions":[{"part_of_speech":"verb","text":"move fast"}]}` + "\n"
+	for _, in := range []string{jsonl, "bank\nrun\n"} {
+		plain, err := Parse(strings.NewReader(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		withBOM, err := Parse(strings.NewReader(bom + in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if withBOM.Format != plain.Format || len(withBOM.Errors) != 0 || len(withBOM.Words) != len(plain.Words) {
+			t.Fatalf("%q with a BOM: format %s words %+v errors %+v; without: format %s words %+v",
+				in, withBOM.Format, withBOM.Words, withBOM.Errors, plain.Format, plain.Words)
+		}
+		for i, w := range withBOM.Words {
+			p := plain.Words[i]
+			if strings.Contains(w.Word, bom) || w.Word != p.Word || len(w.Definitions) != len(p.Definitions) {
+				t.Fatalf("word %d with a BOM %+v, without %+v", i, w, p)
+			}
+			for j, d := range w.Definitions {
+				if d != p.Definitions[j] {
+					t.Fatalf("word %q definition %d with a BOM %+v, without %+v", w.Word, j, d, p.Definitions[j])
+				}
+			}
+		}
+	}
+	p, err := Parse(strings.NewReader(bom + jsonl))
+	if err != nil || p.Format != FormatJSONL || len(p.Words[0].Definitions) != 1 {
+		t.Fatalf("BOM-prefixed JSONL: %+v, %v", p, err)
+	}
+	p, err = Parse(strings.NewReader(bom + "bank\n"))
+	if err != nil || p.Words[0].Word != "bank" {
+		t.Fatalf("BOM-prefixed text: %+v, %v", p, err)
+	}
+	// Only one BOM is the file's; a second one is content, and an invalid word.
+	p, _ = Parse(strings.NewReader(bom + bom + "bank\n"))
+	if len(p.Words) == 1 && p.Words[0].Word == "bank" {
+		t.Fatalf("two BOMs: both dropped: %+v", p.Words)
+	}
+}

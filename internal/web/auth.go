@@ -139,10 +139,34 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-// localPath keeps a post-login redirect on this site.
+// localPath keeps a post-login redirect on this site. Browsers drop tabs and newlines from a Location and
+// read a backslash as '/', so "/\t/evil.example" or "/\\evil.example" would take a signed-in user to
+// another host: anything that is not plainly a path on this host becomes "/".
 func localPath(p string) string {
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+	if !plainPath(p) {
+		return "/"
+	}
+	// The value arrives decoded from the form, but a proxy or a later hop may decode it once more: that form
+	// must not leave the host either. An undecodable value is refused rather than guessed at.
+	if d, err := url.PathUnescape(p); err != nil || !plainPath(d) {
+		return "/"
+	}
+	if u, err := url.Parse(p); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return "/"
 	}
 	return p
+}
+
+// plainPath reports whether p starts with exactly one '/' and holds nothing a browser would drop or turn
+// into a slash (control characters, backslashes).
+func plainPath(p string) bool {
+	if p == "" || p[0] != '/' || strings.HasPrefix(p, "//") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
 }

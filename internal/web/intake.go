@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -59,35 +60,50 @@ type jobBody struct {
 func (s *Server) readSubmission(w http.ResponseWriter, r *http.Request) (*pipeline.Submission, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	sub, opts, err := s.decodeSubmission(r.Body, ct, r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.applyOptions(sub, opts); err != nil {
+		return nil, err
+	}
+	return sub, nil
+}
+
+// decodeSubmission reads the words and the raw options of a body of media type ct (q holds the options of a
+// text or JSONL body). It needs no service, so that the body formats can be tested alone.
+func (s *Server) decodeSubmission(body io.Reader, ct string, q url.Values) (*pipeline.Submission, jobBody, error) {
 	var (
 		sub  = &pipeline.Submission{}
 		opts jobBody
 	)
+	// Windows editors start "UTF-8" files with a BOM; encoding/json refuses it and input.Parse would take it
+	// for text. One is dropped for every format.
+	body = input.SkipBOM(body)
 	switch ct {
 	case "", "application/json", "application/x-www-form-urlencoded":
 		// The last is curl's default for -d; a JSON body sent that way is still JSON.
-		dec := json.NewDecoder(r.Body)
+		dec := json.NewDecoder(body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&opts); err != nil {
-			return nil, jsonError(err)
+			return nil, opts, jsonError(err)
 		}
 		if dec.More() {
-			return nil, &fieldError{status: http.StatusBadRequest, code: "malformed_json", msg: "more than one JSON value in the body"}
+			return nil, opts, &fieldError{status: http.StatusBadRequest, code: "malformed_json", msg: "more than one JSON value in the body"}
 		}
 		if len(opts.Words) == 0 {
-			return nil, badField("words", "missing or empty: give at least one word")
+			return nil, opts, badField("words", "missing or empty: give at least one word")
 		}
 		if len(opts.Words) > s.MaxWords {
-			return nil, badField("words", "%d words (at most %d per submission; split the list)", len(opts.Words), s.MaxWords)
+			return nil, opts, badField("words", "%d words (at most %d per submission; split the list)", len(opts.Words), s.MaxWords)
 		}
 		sub.Words, sub.Errors = parseWords(opts.Words)
 	case "text/plain", "application/x-ndjson", "application/jsonl":
-		q := r.URL.Query()
 		for k := range q {
 			switch k {
 			case "components", "model", "mode", "priority", "force", "source":
 			default:
-				return nil, badField(k, "unknown query parameter (want components, model, mode, priority, force, source)")
+				return nil, opts, badField(k, "unknown query parameter (want components, model, mode, priority, force, source)")
 			}
 		}
 		if c := q.Get("components"); c != "" {
@@ -97,28 +113,28 @@ func (s *Server) readSubmission(w http.ResponseWriter, r *http.Request) (*pipeli
 		if f := q.Get("force"); f != "" {
 			b, err := strconv.ParseBool(f)
 			if err != nil {
-				return nil, badField("force", "want true or false, got %q", f)
+				return nil, opts, badField("force", "want true or false, got %q", f)
 			}
 			opts.Force = b
 		}
-		parsed, err := input.Parse(r.Body)
+		parsed, err := input.Parse(body)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge(s.MaxBodyBytes)
+			return nil, opts, tooLarge(s.MaxBodyBytes)
 		}
 		if err != nil {
 			if parsed != nil && len(parsed.Errors) > 0 {
 				e := parsed.Errors[0]
-				return nil, &fieldError{status: http.StatusBadRequest, code: "no_valid_word", field: "line " + strconv.Itoa(e.Line), msg: err.Error()}
+				return nil, opts, &fieldError{status: http.StatusBadRequest, code: "no_valid_word", field: "line " + strconv.Itoa(e.Line), msg: err.Error()}
 			}
-			return nil, &fieldError{status: http.StatusBadRequest, code: "no_valid_word", field: "body", msg: err.Error()}
+			return nil, opts, &fieldError{status: http.StatusBadRequest, code: "no_valid_word", field: "body", msg: err.Error()}
 		}
 		if len(parsed.Words) > s.MaxWords {
-			return nil, badField("body", "%d words (at most %d per submission; split the list)", len(parsed.Words), s.MaxWords)
+			return nil, opts, badField("body", "%d words (at most %d per submission; split the list)", len(parsed.Words), s.MaxWords)
 		}
 		sub.Words, sub.Errors = parsed.Words, parsed.Errors
 	default:
-		return nil, &fieldError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", field: "Content-Type",
+		return nil, opts, &fieldError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", field: "Content-Type",
 			msg: fmt.Sprintf("%q: send application/json, or text/plain / application/x-ndjson with options in the query string", ct)}
 	}
 	if sub.Errors == nil {
@@ -126,13 +142,10 @@ func (s *Server) readSubmission(w http.ResponseWriter, r *http.Request) (*pipeli
 	}
 	if len(sub.Words) == 0 {
 		e := sub.Errors[0]
-		return nil, &fieldError{status: http.StatusBadRequest, code: "no_valid_word", field: e.Field,
+		return nil, opts, &fieldError{status: http.StatusBadRequest, code: "no_valid_word", field: e.Field,
 			msg: fmt.Sprintf("no valid word in the submission; %d rejected, first: %s", len(sub.Errors), e.Message)}
 	}
-	if err := s.applyOptions(sub, opts); err != nil {
-		return nil, err
-	}
-	return sub, nil
+	return sub, opts, nil
 }
 
 // applyOptions validates and fills the options common to every body format.
