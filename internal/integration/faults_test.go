@@ -36,11 +36,17 @@ var faultComponents = []string{"synonyms", "examples", "cefr_level"}
 // in-process one is most of the run time) and runs the test in parallel with the others. Call it first.
 func parallel(t *testing.T) {
 	t.Helper()
-	// Two servers: the tests own their databases, and FerretDB serves one command at a time.
+	outOfProcess(t)
+	t.Parallel()
+}
+
+// outOfProcess moves this test binary onto out-of-process FerretDBs. Two servers: the tests own their
+// databases, and FerretDB serves one command at a time, so tests that share a server queue behind each other.
+func outOfProcess(t *testing.T) {
+	t.Helper()
 	if err := testenv.UseMongoServers(2); err != nil {
 		t.Fatal(err)
 	}
-	t.Parallel()
 }
 
 // faultFleet starts a fleet for one fault test: small input files (several batches per job) and the

@@ -40,8 +40,11 @@ func waitFinished(t *testing.T, d *pipeline.Deps, jobID string, timeout time.Dur
 
 // TestFleetEndToEnd runs 200 real words with three components through two worker servers and the scheduler,
 // then checks Floridify's collections the way a user would.
+//
+// It runs alone, before the parallel tests resume: its 978 requests would hold their server's one lane for
+// minutes and starve the fault tests' timing.
 func TestFleetEndToEnd(t *testing.T) {
-	parallel(t)
+	outOfProcess(t)
 	words := envInt("BATCHSYNTH_TEST_WORDS", 200)
 	maxLines := envInt("BATCHSYNTH_TEST_MAX_LINES", 400) // forces several input files, exercising the split
 	f := testfleet.Start(t, testfleet.Options{Workers: 2, Tune: func(c *config.Config) { c.MaxLines = maxLines }})
