@@ -381,6 +381,12 @@ func TestDoors(t *testing.T) {
 				t.Errorf("a done job was relabelled %s", s.Job)
 			}
 		}},
+		{"cancel finished job the sweep has not marked", actCancelJob, fixture{job: store.JobRunning,
+			requests: []store.RequestState{store.StateSucceeded, store.StateDead}}, "job", kindJobFinished, -1, func(t *testing.T, s snapshot) {
+			if s.Job != "running" {
+				t.Errorf("a finished job was relabelled %s", s.Job)
+			}
+		}},
 		{"cancel cancelled job", actCancelJob, fixture{job: store.JobCancelled, requests: []store.RequestState{store.StateCancelled}}, "job", kindJobFinished, -1, nil},
 		{"cancel unknown job", actCancelJob, fixture{}, "missing", kindNotFound, -1, nil},
 		{"cancel submitted batch", actCancelBatch, fixture{batch: store.BatchSubmitted}, "batch", kindOK, -1, func(t *testing.T, s snapshot) {

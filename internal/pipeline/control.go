@@ -22,6 +22,16 @@ func (d *Deps) CancelJob(ctx context.Context, jobID string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if job.Status == store.JobRunning {
+		// Finished but not yet recorded (only the sweep marks a job done): as finished as a done job.
+		left, err := d.Store.JobHasWorkLeft(ctx, job.ID)
+		if err != nil {
+			return 0, err
+		}
+		if !left {
+			return 0, fmt.Errorf("job %s has finished: %w", job.ID, ErrJobFinished)
+		}
+	}
 	now := d.now()
 	for !job.Status.Finished() {
 		moved, err := d.Store.CancelJob(ctx, job.ID, now)
