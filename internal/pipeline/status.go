@@ -35,8 +35,17 @@ func (d *Deps) FinishIfDone(ctx context.Context, jobID string) (bool, error) {
 		return false, err
 	}
 	moved, err := d.Store.FinishJob(ctx, jobID, d.now())
-	if err != nil || moved {
-		return moved, err
+	if err != nil {
+		return false, err
+	}
+	if moved {
+		// A retry may have put requests back between the look and the move, and seen the job still running
+		// (so it did not reopen it): look again, and reopen a job that has work after all.
+		if left, err := d.Store.JobHasWorkLeft(ctx, jobID); err != nil || !left {
+			return err == nil, err
+		}
+		_, err := d.Store.ReopenJob(ctx, jobID, d.now())
+		return false, err
 	}
 	// Not running: not expanded yet, finished already, or cancelled.
 	job, err := d.Store.Job(ctx, jobID)
