@@ -108,7 +108,9 @@ type Job struct {
 
 // JobStatus is a job's progress: requests by state, the batches that carry them, tokens and dollars.
 type JobStatus struct {
-	Job          Job            `json:"job"`
+	Job Job `json:"job"`
+	// Status is the job's status as the read saw it: done once Finished, even before the scheduler records it.
+	Status       string         `json:"status"`
 	States       map[string]int `json:"states"`
 	Total        int            `json:"total"`
 	Settled      int            `json:"settled"`
