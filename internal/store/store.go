@@ -210,30 +210,6 @@ func (s *Store) StateCounts(ctx context.Context, filter bson.M) (map[RequestStat
 	return out, cur.Err()
 }
 
-// usageSum adds up billed usage and cost of requests under filter. It sums client-side: FerretDB's $sum
-// over embedded fields returned zeros here, and a projection of three numbers per request is cheap.
-func (s *Store) usageSum(ctx context.Context, filter bson.M) (Usage, float64, error) {
-	cur, err := s.requests.Find(ctx, filter, options.Find().SetProjection(bson.M{"usage": 1, "cost_usd": 1}).SetBatchSize(5000))
-	if err != nil {
-		return Usage{}, 0, fmt.Errorf("error summing usage: %w", err)
-	}
-	defer cur.Close(ctx)
-	var u Usage
-	var cost float64
-	for cur.Next(ctx) {
-		var row struct {
-			Usage Usage   `bson:"usage"`
-			Cost  float64 `bson:"cost_usd"`
-		}
-		if err := cur.Decode(&row); err != nil {
-			return u, 0, fmt.Errorf("error summing usage: %w", err)
-		}
-		u = u.Add(row.Usage)
-		cost += row.Cost
-	}
-	return u, cost, cur.Err()
-}
-
 // InsertBodies stores request bodies, keeping any already stored: a request's id determines its body.
 // Bodies are written before their requests, so no request is without its body.
 func (s *Store) InsertBodies(ctx context.Context, bodies []RequestBody) error {
